@@ -1,0 +1,1 @@
+"""Figures drawn from the tidy results table (curves.csv / verdicts.csv)."""

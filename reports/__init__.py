@@ -1,0 +1,1 @@
+"""Assembles REPORT.md and report.html from a run directory."""

@@ -1,0 +1,55 @@
+"""Recording schedules and replicate aggregates (mean, standard error, quantiles)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .validation import check_choice, check_int
+
+__all__ = ["QUANTILES", "aggregate", "record_steps"]
+
+QUANTILES = (0.05, 0.5, 0.95)
+
+
+def record_steps(steps: int, points: int = 60, spacing: str = "log") -> np.ndarray:
+    """Sorted unique steps in [0, steps] at which to record, always including 0 and ``steps``.
+
+    ``log`` spaces them geometrically in t + 1 (dense early, sparse late), ``linear`` evenly,
+    ``all`` records every step (small runs and trajectories only).
+    """
+    steps = check_int("steps", steps, 1)
+    points = check_int("record_points", points, 2)
+    spacing = check_choice("record_spacing", spacing, ("log", "linear", "all"))
+    if spacing == "all" or points >= steps + 1:
+        return np.arange(steps + 1)
+    if spacing == "log":
+        raw = np.geomspace(1, steps + 1, points) - 1
+    else:
+        raw = np.linspace(0, steps, points)
+    out = np.unique(np.round(raw).astype(np.int64))
+    return np.union1d(out, [0, steps])
+
+
+def aggregate(values: Any, xp: Any) -> Any:
+    """Mean, standard error and quantiles over the replicate axis.
+
+    Parameters
+    ----------
+    values
+        Array shaped (C, R).
+
+    Returns
+    -------
+    Array shaped (C, 2 + len(QUANTILES)): mean, stderr (sample std with ddof=1 over √R; 0 when
+    R = 1), then the quantiles.
+    """
+    n_rep = values.shape[1]
+    mean = values.mean(axis=1)
+    if n_rep > 1:
+        stderr = values.std(axis=1, ddof=1) / np.sqrt(n_rep)
+    else:
+        stderr = xp.zeros_like(mean)
+    quants = xp.quantile(values, xp.asarray(QUANTILES, dtype=values.dtype), axis=1)
+    return xp.concatenate([mean[:, None], stderr[:, None], quants.T], axis=1)

@@ -1,0 +1,264 @@
+"""Verdicts: a comparison of measurement with theory that yields a number and a status.
+
+Every verdict is a row ``experiment, check, config, measured, predicted, ratio, tolerance,
+status, detail`` with status ∈ {pass, fail, n/a}. A verdict whose theoretical conditions do not
+hold (or whose configuration diverged) is "n/a" with the reason in ``detail`` — never "pass".
+
+Statistical margins
+-------------------
+Measured curves are means over R independent replicates; their standard error is the sample
+standard deviation over √R. A one-sided check at K recorded steps uses the Bonferroni-corrected
+normal quantile ``z = Φ⁻¹(1 − δ/K)`` with a family-wise false-alarm probability δ = 1e-6 per
+verdict, so a catalogue of a few hundred verdicts checked for 20 seeds fails by chance with
+probability < 1e-2 · (the normal approximation's error). For means of R ≥ 64 replicates of the
+chi-square-like quantities tracked here the central limit approximation is adequate at this
+level; experiments document R. A relative allowance ``rtol`` absorbs floating-point rounding
+in deterministic (R = 1, stderr = 0) comparisons.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "FAMILY_DELTA",
+    "Verdict",
+    "bonferroni_z",
+    "floor_verdict",
+    "holds_verdict",
+    "matches_verdict",
+    "not_applicable",
+    "rate_verdict",
+    "scaling_verdict",
+    "fit_loglog_slope",
+    "fit_log_rate",
+]
+
+FAMILY_DELTA = 1e-6
+STATUSES = ("pass", "fail", "n/a")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One row of verdicts.csv."""
+
+    experiment: str
+    check: str
+    config: str
+    measured: float
+    predicted: float
+    ratio: float
+    tolerance: float
+    status: str
+    detail: str
+
+    def as_row(self) -> dict:
+        return asdict(self)
+
+
+def bonferroni_z(n_tests: int, delta: float = FAMILY_DELTA) -> float:
+    """One-sided normal quantile with a Bonferroni allowance for ``n_tests`` comparisons."""
+    return float(stats.norm.isf(delta / max(int(n_tests), 1)))
+
+
+def not_applicable(experiment: str, check: str, config: str, reason: str,
+                   predicted: float = math.nan) -> Verdict:
+    """An "n/a" verdict; ``reason`` says which condition fails (or that the run diverged)."""
+    return Verdict(experiment, check, config, math.nan, predicted, math.nan, math.nan, "n/a",
+                   f"not applicable: {reason}")
+
+
+def holds_verdict(
+    experiment: str,
+    config: str,
+    steps: np.ndarray,
+    mean: np.ndarray,
+    stderr: np.ndarray,
+    bound: np.ndarray,
+    *,
+    check: str = "holds",
+    rtol: float = 1e-9,
+    delta: float = FAMILY_DELTA,
+) -> Verdict:
+    """Upper confidence limit of the measured mean ≤ bound at every step where both exist.
+
+    The UCL is ``mean + z·stderr`` with ``z`` from :func:`bonferroni_z` over the compared
+    steps, allowing ``rtol``·bound for rounding. ``measured`` reports the largest
+    measured/bound ratio (by the mean), ``ratio`` the same, ``predicted`` 1.
+    """
+    steps, mean, stderr, bound = map(np.asarray, (steps, mean, stderr, bound))
+    ok = np.isfinite(mean) & np.isfinite(bound) & (bound > 0)
+    if not ok.any():
+        return not_applicable(experiment, check, config, "no step where bound and measurement "
+                              "are both available")
+    z = bonferroni_z(int(ok.sum()), delta)
+    se = np.nan_to_num(stderr[ok], nan=0.0)
+    ucl = mean[ok] + z * se
+    worst = np.argmax(mean[ok] / bound[ok])
+    ratio = float(mean[ok][worst] / bound[ok][worst])
+    excess = ucl - bound[ok] * (1 + rtol)
+    passed = bool(np.all(excess <= 0))
+    if passed:
+        detail = (f"UCL (z={z:.2f}) below the bound at all {int(ok.sum())} steps; largest "
+                  f"measured/bound = {ratio:.3g} at t={int(steps[ok][worst])}")
+    else:
+        bad = int(np.argmax(excess))
+        detail = (f"UCL above the bound at t={int(steps[ok][bad])}: "
+                  f"{ucl[bad]:.4g} > {bound[ok][bad]:.4g}")
+    return Verdict(experiment, check, config, ratio, 1.0, ratio, rtol,
+                   "pass" if passed else "fail", detail)
+
+
+def matches_verdict(
+    experiment: str,
+    config: str,
+    steps: np.ndarray,
+    mean: np.ndarray,
+    stderr: np.ndarray,
+    exact: np.ndarray,
+    *,
+    check: str = "matches exact",
+    rtol: float = 1e-9,
+    delta: float = FAMILY_DELTA,
+) -> Verdict:
+    """Measured mean equals the exact expectation within its confidence interval at every step.
+
+    Two-sided: ``|mean − exact| ≤ z·stderr + rtol·|exact|`` with ``z = Φ⁻¹(1 − δ/(2K))`` over
+    the K compared steps. ``measured`` reports the largest |mean/exact − 1|; ``ratio`` the
+    largest deviation in units of the allowed margin (≤ 1 passes).
+    """
+    steps, mean, stderr, exact = map(np.asarray, (steps, mean, stderr, exact))
+    ok = np.isfinite(mean) & np.isfinite(exact)
+    if not ok.any():
+        return not_applicable(experiment, check, config, "no step with both a measurement and "
+                              "an exact value")
+    z = bonferroni_z(2 * int(ok.sum()), delta)
+    se = np.nan_to_num(stderr[ok], nan=0.0)
+    margin = z * se + rtol * np.abs(exact[ok])
+    dev = np.abs(mean[ok] - exact[ok])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        in_margins = np.where(margin > 0, dev / margin, np.where(dev > 0, np.inf, 0.0))
+        rel = np.where(exact[ok] != 0, dev / np.abs(exact[ok]), np.where(dev > 0, np.inf, 0.0))
+    worst = int(np.argmax(in_margins))
+    passed = bool(np.all(dev <= margin))
+    detail = (f"largest deviation {in_margins[worst]:.3g} margins (z={z:.2f}, rtol={rtol:g}) at "
+              f"t={int(steps[ok][worst])}; largest relative deviation {np.max(rel):.3g} over "
+              f"{int(ok.sum())} steps")
+    return Verdict(experiment, check, config, float(np.max(rel)), 0.0,
+                   float(in_margins[worst]), rtol, "pass" if passed else "fail", detail)
+
+
+def fit_log_rate(steps: np.ndarray, values: np.ndarray) -> tuple[float, float]:
+    """Least-squares fit of log(value) = a + t·log(rate); returns (rate, stderr of log rate)."""
+    steps, values = np.asarray(steps, float), np.asarray(values, float)
+    ok = np.isfinite(values) & (values > 0)
+    if ok.sum() < 3:
+        return math.nan, math.nan
+    res = stats.linregress(steps[ok], np.log(values[ok]))
+    return float(np.exp(res.slope)), float(res.stderr)
+
+
+def rate_verdict(
+    experiment: str,
+    config: str,
+    steps: np.ndarray,
+    values: np.ndarray,
+    predicted_rate: float,
+    *,
+    tolerance: float,
+    check: str = "rate",
+) -> Verdict:
+    """Fitted per-step rate (over the given window) against the predicted one.
+
+    Compared on the log scale: ``ratio = log(fitted)/log(predicted)`` (1 = equal decay
+    speed); passes when ``|ratio − 1| ≤ tolerance``. The caller chooses the asymptotic window
+    and documents the tolerance.
+    """
+    if not (0 < predicted_rate < 1):
+        return not_applicable(experiment, check, config,
+                              f"predicted rate {predicted_rate:.6g} is not in (0, 1)")
+    fitted, se = fit_log_rate(steps, values)
+    if not np.isfinite(fitted):
+        return not_applicable(experiment, check, config, "fewer than 3 positive points to fit")
+    ratio = math.log(fitted) / math.log(predicted_rate)
+    passed = abs(ratio - 1) <= tolerance
+    detail = (f"fitted rate {fitted:.6f}/step vs predicted {predicted_rate:.6f} over "
+              f"t ∈ [{int(np.min(steps))}, {int(np.max(steps))}]; log-rate ratio {ratio:.4f}")
+    return Verdict(experiment, check, config, fitted, predicted_rate, ratio, tolerance,
+                   "pass" if passed else "fail", detail)
+
+
+def floor_verdict(
+    experiment: str,
+    config: str,
+    tail_means: np.ndarray,
+    tail_stderrs: np.ndarray,
+    exact: float,
+    bound: float,
+    *,
+    check: str = "floor",
+    rtol: float = 0.0,
+    delta: float = FAMILY_DELTA,
+) -> Verdict:
+    """Measured plateau (mean over tail steps) equals the exact stationary value; ≤ the bound.
+
+    The plateau's standard error is bounded by the largest per-step standard error in the tail
+    (the variance of an average of correlated estimates never exceeds the largest variance), so
+    the two-sided check ``|plateau − exact| ≤ z·se + rtol·exact`` with ``z = Φ⁻¹(1 − δ/2)`` is
+    conservative. ``rtol`` allows for a documented residual transient. ``ratio`` reports the
+    bound's looseness factor bound/exact.
+    """
+    tail_means = np.asarray(tail_means, float)
+    plateau = float(np.mean(tail_means))
+    se = float(np.max(np.nan_to_num(np.asarray(tail_stderrs, float), nan=0.0)))
+    z = bonferroni_z(2, delta)
+    looseness = bound / exact if exact > 0 else math.nan
+    within = abs(plateau - exact) <= z * se + rtol * exact
+    below = (not np.isfinite(bound)) or plateau <= bound
+    passed = within and below
+    detail = (f"plateau {plateau:.4g} ± {se:.2g} (z={z:.2f}) vs exact {exact:.4g} "
+              f"(rel. diff {(plateau - exact) / exact:+.2%}); bound {bound:.4g} = "
+              f"{looseness:.3g}× exact")
+    return Verdict(experiment, check, config, plateau, exact, looseness, rtol,
+                   "pass" if passed else "fail", detail)
+
+
+def fit_loglog_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares slope of log y on log x: (slope, stderr, intercept)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if ok.sum() < 2:
+        return math.nan, math.nan, math.nan
+    if ok.sum() == 2:
+        lx, ly = np.log(x[ok]), np.log(y[ok])
+        slope = (ly[1] - ly[0]) / (lx[1] - lx[0])
+        return float(slope), 0.0, float(ly[0] - slope * lx[0])
+    res = stats.linregress(np.log(x[ok]), np.log(y[ok]))
+    return float(res.slope), float(res.stderr), float(res.intercept)
+
+
+def scaling_verdict(
+    experiment: str,
+    config: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    predicted_slope: float,
+    *,
+    tolerance: float,
+    check: str = "scaling",
+) -> Verdict:
+    """Fitted log–log exponent against the predicted one: pass if within ``tolerance``."""
+    slope, se, _ = fit_loglog_slope(x, y)
+    if not np.isfinite(slope):
+        return not_applicable(experiment, check, config, "fewer than 2 positive points to fit")
+    passed = abs(slope - predicted_slope) <= tolerance
+    n_points = int(np.sum(np.asarray(y, float) > 0))
+    detail = (f"fitted exponent {slope:.3f} ± {se:.3f} vs predicted {predicted_slope:.3f} "
+              f"(tolerance {tolerance:g}) over {n_points} points")
+    ratio = slope / predicted_slope if predicted_slope else math.nan
+    return Verdict(experiment, check, config, slope, predicted_slope, ratio, tolerance,
+                   "pass" if passed else "fail", detail)

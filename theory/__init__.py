@@ -1,0 +1,1 @@
+"""Closed-form theory: bounds, exact expected dynamics, step-size rules (THEORY.md)."""
