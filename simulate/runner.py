@@ -30,6 +30,7 @@ from .validation import check_choice, check_int, check_positive, check_range
 __all__ = ["DTYPES", "RunResult", "run"]
 
 DTYPES = ("float64", "float32")
+ENGINES = ("auto", "reference", "fast")
 STAT_COLUMNS = ("value", "stderr") + tuple(f"q{round(q * 100):02d}" for q in QUANTILES)
 BASE_QUANTITIES = ("f_gap", "dist2", "grad_norm2")
 #: a configuration is declared diverged when max_replicates ‖w − w*‖² exceeds this multiple
@@ -122,6 +123,7 @@ def run(
     check_every: int = 10,
     progress: Callable[[int, int], None] | None = None,
     experiment: str = "",
+    engine: str = "auto",
 ) -> RunResult:
     """Run ``method`` on ``problem`` for every configuration, replicated, and record aggregates.
 
@@ -164,6 +166,12 @@ def run(
         Divergence is checked every this many steps and at every recorded step.
     progress
         Called as ``progress(steps_done, steps)`` at recorded steps.
+    experiment
+        Name written in the ``experiment`` column (and part of the default stream keys).
+    engine
+        ``"reference"``: plain array code, one Python iteration per step (the definition the
+        fast path is tested against). ``"fast"``: the fused compiled path (error where it does
+        not apply). ``"auto"`` (default): the fast path where it applies, else the reference.
     """
     t_start = time.perf_counter()
     steps = check_int("steps", steps, 1)
@@ -171,6 +179,7 @@ def run(
     seed = check_int("seed", seed, 0)
     check_every = check_int("check_every", check_every, 1)
     dtype = check_choice("dtype", dtype, DTYPES)
+    engine = check_choice("engine", engine, ENGINES)
     if len(configs) == 0:
         raise ValueError("configs is empty: allowed a non-empty list of configurations")
     schedule = schedule or Schedule()
@@ -288,44 +297,66 @@ def run(
                           else f"‖w − w*‖² grew beyond {DIVERGENCE_FACTOR:.0e}× its start")
         return bad
 
+    fast = None
+    if engine != "reference" and not (track_grad_min or average):
+        from .fast import fast_path
+
+        fast = fast_path(problem=problem, method=method, oracle=oracle, schedule=schedule,
+                         alpha=alpha, hypers=hypers, xp=xp, seed=seed,
+                         config_keys=list(config_keys), replicates=replicates)
+    if engine == "fast" and fast is None:
+        raise ValueError("engine='fast' is not available for this problem/method/oracle: "
+                         "allowed 'auto' or 'reference'")
+
+    def advance(t_from: int, t_to: int) -> None:
+        """Advance every alive configuration from step t_from to t_to (reference path)."""
+        nonlocal state, ostate, w_avg, grad_min
+        for t in range(t_from, t_to):
+            alpha_t = schedule.alpha(t, alpha)
+            q = method.query(*state, *hypers)
+            g, ostate = oracle(problem, q, t, ostate, rng)
+            if method.grad_transform is not None:
+                g = method.grad_transform(g, extra, xp)
+            state = method.update(*state, g, t, alpha_t, *hypers)
+            if average:
+                w_avg = w_avg + (state[0] - w_avg) / (t + 1.0)
+            if track_grad_min:
+                gw = problem.grad(state[0])
+                grad_min = xp.minimum(grad_min, (gw * gw).sum(axis=-1))
+
+    boundaries = np.union1d(rec[rec > 0], np.arange(check_every, steps + 1, check_every))
     measure(0)
-    for t in range(steps):
-        alpha_t = schedule.alpha(t, alpha)
-        q = method.query(*state, *hypers)
-        g, ostate = oracle(problem, q, t, ostate, rng)
-        if method.grad_transform is not None:
-            g = method.grad_transform(g, extra, xp)
-        state = method.update(*state, g, t, alpha_t, *hypers)
-        if average:
-            w_avg = w_avg + (state[0] - w_avg) / (t + 1.0)
-        if track_grad_min:
-            gw = problem.grad(state[0])
-            grad_min = xp.minimum(grad_min, (gw * gw).sum(axis=-1))
-        t_done = t + 1
-        recording = t_done in rec_index
-        if recording or t_done % check_every == 0:
-            with np.errstate(all="ignore"):
-                bad = check(t_done)
-            if bad.size:
-                keep = np.setdiff1d(np.arange(alive.size), bad)
-                if keep.size == 0:
-                    alive = alive[keep]
-                    break
-                kx = xp.asarray(keep)
-                state = tuple(s[kx] for s in state)
-                hypers = [h[kx] for h in hypers]
-                alpha = alpha[kx]
-                extra = {k: v[kx] for k, v in extra.items()}
-                limit = limit[kx]
-                if w_avg is not None:
-                    w_avg = w_avg[kx]
-                if grad_min is not None:
-                    grad_min = grad_min[kx]
-                rng = rng.subset(keep)
-                ostate = oracle.subset_state(ostate, keep)
-                oracle = oracle.subset(keep)
-                alive = alive[keep]
-        if recording:
+    t_done = 0
+    for t_next in boundaries:
+        t_next = int(t_next)
+        if fast is not None:
+            state = fast.advance(state, t_done, t_next)
+        else:
+            advance(t_done, t_next)
+        t_done = t_next
+        with np.errstate(all="ignore"):
+            bad = check(t_done)
+        if bad.size:
+            keep = np.setdiff1d(np.arange(alive.size), bad)
+            alive = alive[keep]
+            if keep.size == 0:
+                break
+            kx = xp.asarray(keep)
+            state = tuple(s[kx] for s in state)
+            hypers = [h[kx] for h in hypers]
+            alpha = alpha[kx]
+            extra = {k: v[kx] for k, v in extra.items()}
+            limit = limit[kx]
+            if w_avg is not None:
+                w_avg = w_avg[kx]
+            if grad_min is not None:
+                grad_min = grad_min[kx]
+            rng = rng.subset(keep)
+            ostate = oracle.subset_state(ostate, keep)
+            oracle = oracle.subset(keep)
+            if fast is not None:
+                fast = fast.subset(keep)
+        if t_done in rec_index:
             measure(t_done)
             if progress is not None:
                 progress(t_done, steps)
