@@ -12,6 +12,7 @@ them (``[l for l in ax.lines if l.get_gid().startswith("bound:")]``).
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, Locator, LogLocator, NullFormatter
 
 from .style import (
     BAND_ALPHA,
@@ -82,9 +83,11 @@ def _apply_xscale(ax: Axes, xscale: str, min_step: float) -> None:
     if xscale == "log":
         if min_step <= 0:
             # t = 0 is recorded: a linear stretch on [0, 1], log beyond.
-            ax.set_xscale("symlog", linthresh=1.0, linscale=0.35)
+            ax.set_xscale("symlog", linthresh=1.0, linscale=0.6)
         else:
             ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(_step_formatter))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     elif xscale in ("linear", "symlog"):
         ax.set_xscale(xscale)
     else:
@@ -151,24 +154,41 @@ def _diverged_at(rows: pd.DataFrame) -> float:
     return float(d.min()) if d.size else math.nan
 
 
-def _y_extent(cfgs: list[_Config]) -> tuple[float, float]:
-    """Range of the values that set the y-limits of a panel.
-
-    Theory rows of a diverged configuration beyond its divergence step are left out, so
-    an exploding exact curve cannot squash the others; they are still drawn (clipped).
-    """
-    vals: list[np.ndarray] = []
+def _values(cfgs: list[_Config]) -> np.ndarray:
+    vals = [np.array([])]
     for c in cfgs:
         vals.append(c.measured["value"].to_numpy(dtype=float))
-        for th in c.theory.values():
-            if np.isfinite(c.diverged_at):
-                th = th[th["step"] <= c.diverged_at]
-            vals.append(th["value"].to_numpy(dtype=float))
-    allv = np.concatenate(vals) if vals else np.array([])
-    allv = allv[np.isfinite(allv)]
-    if allv.size == 0:
+        vals.extend(th["value"].to_numpy(dtype=float) for th in c.theory.values())
+    allv = np.concatenate(vals)
+    return allv[np.isfinite(allv)]
+
+
+#: How far (in decades, on a log axis) a diverging curve may rise above the others.
+DIVERGED_HEADROOM_DECADES = 2.0
+
+
+def _y_extent(cfgs: list[_Config], log_y: bool) -> tuple[float, float]:
+    """Range of the values that set the y-limits of a panel.
+
+    Diverged configurations may raise the top by at most
+    :data:`DIVERGED_HEADROOM_DECADES` above the others (on a log axis): an exploding curve
+    leaves through the top edge instead of squashing the converging ones; its ✕ is then
+    drawn on the edge.
+    """
+    calm = _values([c for c in cfgs if not np.isfinite(c.diverged_at)])
+    wild = _values([c for c in cfgs if np.isfinite(c.diverged_at)])
+    if calm.size == 0:
+        calm, wild = wild, np.array([])
+    if calm.size == 0:
         return math.nan, math.nan
-    return float(allv.min()), float(allv.max())
+    lo, hi = float(calm.min()), float(calm.max())
+    if wild.size:
+        lo = min(lo, float(wild.min()))
+        cap = hi * 10.0**DIVERGED_HEADROOM_DECADES if log_y and hi > 0 else math.inf
+        if not log_y:
+            cap = hi + 0.5 * (hi - lo) if hi > lo else math.inf
+        hi = max(hi, min(float(wild.max()), cap))
+    return lo, hi
 
 
 def _share_y(extents: list[tuple[float, float]], log_y: bool) -> bool:
@@ -188,10 +208,40 @@ def _share_y(extents: list[tuple[float, float]], log_y: bool) -> bool:
     return min(e[1] - e[0] for e in ext) >= 0.4 * union
 
 
-def _legend_label(cfg: _Config, include_divergence: bool = True) -> str:
-    if include_divergence and np.isfinite(cfg.diverged_at):
-        return f"{cfg.label} — diverged at t={_fmt_step(cfg.diverged_at)}"
-    return cfg.label
+#: Width (characters) at which legend entries wrap.
+LEGEND_WRAP = 34
+
+
+def _legend_label(cfgs: list[_Config], panels: list[str] | None = None, log_y: bool = True
+                  ) -> str:
+    """Legend text for one label: the label, then what happened to it on indented lines.
+
+    ``cfgs`` are the configurations sharing the label (one per panel when the legend is
+    shared); ``panels`` names their panels, to say where each event happened when the
+    steps differ between panels.
+    """
+    where = panels if panels and len(cfgs) > 1 else [""] * len(cfgs)
+
+    def at(values: list[tuple[float, str]]) -> str:
+        if len({t for t, _ in values}) == 1:
+            return f"t={_fmt_step(values[0][0])}"
+        return ", ".join(f"t={_fmt_step(t)}" + (f" ({p})" if p else "") for t, p in values)
+
+    events: list[str] = []
+    div = [(c.diverged_at, p) for c, p in zip(cfgs, where, strict=True)
+           if np.isfinite(c.diverged_at)]
+    if div:
+        events.append("diverged at " + at(div))
+    under = [(c.first_underflow, p) for c, p in zip(cfgs, where, strict=True) if c.n_underflow]
+    if under:
+        events.append("underflow from " + at(under) + " (not drawn)")
+    nonpos = sum(c.n_nonpositive for c in cfgs)
+    if nonpos:
+        events.append(f"{nonpos} {'non-positive' if log_y else 'non-finite'} point(s) not drawn")
+    lines = textwrap.wrap(cfgs[0].label, LEGEND_WRAP) or [cfgs[0].label]
+    for event in events:
+        lines += textwrap.wrap(event, LEGEND_WRAP, initial_indent="  ", subsequent_indent="    ")
+    return "\n".join(lines)
 
 
 def _note(ax: Axes, lines: list[str]) -> None:
@@ -207,6 +257,7 @@ def _note(ax: Axes, lines: list[str]) -> None:
 
 def _draw_panel(
     ax: Axes, cfgs: list[_Config], *, band: str | None, log_y: bool, y_floor: float,
+    y_top: float,
 ) -> set[str]:
     """Draw one panel; returns the sources (and 'diverged') it used."""
     used: set[str] = set()
@@ -242,20 +293,12 @@ def _draw_panel(
             used.add("diverged")
             if x.size:
                 ax.plot(
-                    [x[-1]], [y[-1]], linestyle="none", marker="X", markersize=9,
+                    [x[-1]], [min(y[-1], y_top)], linestyle="none", marker="X", markersize=9,
                     color=c.colour, markeredgecolor="white", markeredgewidth=0.8,
                     zorder=5, gid=f"diverged:{gid}", clip_on=False,
                 )
             else:
                 notes.append(f"{c.label}: diverged at t={_fmt_step(c.diverged_at)}, no data")
-        if c.n_underflow:
-            notes.append(
-                f"{c.label}: {c.n_underflow} underflowed point(s) from "
-                f"t={_fmt_step(c.first_underflow)} not drawn"
-            )
-        if c.n_nonpositive:
-            what = "non-positive" if log_y else "non-finite"
-            notes.append(f"{c.label}: {c.n_nonpositive} {what} point(s) not drawn")
     _note(ax, notes)
     return used
 
@@ -279,14 +322,54 @@ def _select(df: pd.DataFrame, experiment: str | None) -> pd.DataFrame:
 
 
 def _finish_log_axis(ax: Axes) -> None:
-    ax.yaxis.set_major_locator(LogLocator(base=10, numticks=8))
-    ax.yaxis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10) * 0.1, numticks=12))
+    lo, hi = ax.get_ylim()
+    decades = math.log10(hi / lo) if hi > lo > 0 else 1.0
+    stride = next((s for s in (1, 2, 3, 4, 5, 10, 20, 25, 50, 100) if decades / s <= 7), 100)
+    ax.yaxis.set_major_locator(FixedLogLocator(stride))
+    if stride == 1:
+        ax.yaxis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10) * 0.1,
+                                              numticks=12))
+    else:
+        ax.yaxis.set_minor_locator(FixedLogLocator(1, minor_of=stride))
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+class FixedLogLocator(Locator):
+    """Decades 10^k with k a multiple of ``stride`` (minor: the other decades)."""
+
+    def __init__(self, stride: int, minor_of: int | None = None) -> None:
+        self.stride = stride
+        self.minor_of = minor_of
+
+    def __call__(self) -> list[float]:
+        lo, hi = self.axis.get_view_interval()
+        return self.tick_values(lo, hi)
+
+    def tick_values(self, vmin: float, vmax: float) -> list[float]:
+        vmin, vmax = sorted((vmin, vmax))
+        if vmax <= 0:
+            return []
+        vmin = max(vmin, vmax * 1e-300, 1e-323)
+        k0, k1 = math.floor(math.log10(vmin)), math.ceil(math.log10(vmax))
+        ks = [k for k in range(k0, k1 + 1) if k % self.stride == 0]
+        if self.minor_of:
+            ks = [k for k in ks if k % self.minor_of != 0]
+        return [10.0 ** k for k in ks]
+
+
+def _step_formatter(x: float, _pos: int) -> str:
+    """Step ticks as plain integers (with thousands separators) up to 10⁵, then 10^k."""
+    if x < 0 or not np.isfinite(x):
+        return ""
+    if x < 1e5:
+        return f"{x:,.0f}" if float(x).is_integer() else f"{x:g}"
+    k = math.log10(x)
+    return f"$10^{{{k:.0f}}}$" if abs(k - round(k)) < 1e-9 else f"{x:.0e}"
+
+
 def _place_legends(
-    fig: Figure, axes: list[Axes], panels_cfgs: list[list[_Config]], used: set[str],
-    *, band: str | None, shared: bool,
+    fig: Figure, axes: list[Axes], panels: list[str], panels_cfgs: list[list[_Config]],
+    used: set[str], *, band: str | None, shared: bool, log_y: bool,
 ) -> None:
     handles, labels = source_legend_handles(
         [s for s in ("measured", "bound", "exact", "diverged") if s in used],
@@ -294,25 +377,23 @@ def _place_legends(
     )
     if shared:
         # one config legend for the figure: every panel shows the same labels
-        by_label: dict[str, list[_Config]] = {}
-        for cfgs in panels_cfgs:
+        by_label: dict[str, list[tuple[_Config, str]]] = {}
+        for panel, cfgs in zip(panels, panels_cfgs, strict=True):
             for c in cfgs:
-                by_label.setdefault(c.label, []).append(c)
+                by_label.setdefault(c.label, []).append((c, panel))
         h, lab = [], []
-        for label, cs in by_label.items():
-            div = sorted({c.diverged_at for c in cs if np.isfinite(c.diverged_at)})
-            text = label
-            if div:
-                text += " — diverged at t=" + ", ".join(_fmt_step(t) for t in div)
-            h.append(_config_handle(cs[0], bool(div)))
-            lab.append(text)
+        for pairs in by_label.values():
+            cs = [c for c, _ in pairs]
+            diverged = any(np.isfinite(c.diverged_at) for c in cs)
+            h.append(_config_handle(cs[0], diverged))
+            lab.append(_legend_label(cs, [p for _, p in pairs], log_y))
         fig.legend(h, lab, loc="outside right upper", title="configuration")
         fig.legend(handles, labels, loc="outside right lower", title="line style")
     else:
         for ax, cfgs in zip(axes, panels_cfgs, strict=True):
             h = [_config_handle(c, np.isfinite(c.diverged_at)) for c in cfgs]
             ax.legend(
-                h, [_legend_label(c) for c in cfgs], loc="upper left",
+                h, [_legend_label([c], log_y=log_y) for c in cfgs], loc="upper left",
                 bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
             )
         fig.legend(handles, labels, loc="outside lower center", ncols=len(handles))
@@ -336,6 +417,7 @@ def error_curves(
     band: str | None = "ci",
     sharey: bool | str = "auto",
     ncols: int | None = None,
+    max_decades: float | None = 16,
     title: str | None = None,
 ) -> Figure:
     """Error curves of ``quantity`` against the step: measured vs bound vs exact.
@@ -366,6 +448,10 @@ def error_curves(
         ``"log"`` (default) or ``"linear"``.
     band, sharey, ncols, title
         Band kind, y-sharing (``True``/``False``/``"auto"``), grid columns, figure title.
+    max_decades
+        On a log axis, show at most this many decades below the largest value (default 16,
+        about float64 precision), so that a curve diving to 1e-280 does not flatten the
+        others; ``None`` shows everything.
 
     Returns
     -------
@@ -386,12 +472,12 @@ def error_curves(
                               q.loc[q["panel"] == p, "config"], strict=True))
         for p in panels
     }
-    colours = colour_map(q["label"])
+    colours = colour_map(df["label"])  # same colour per label in every figure
     panels_cfgs = [_config_table(q, keys_by_panel[p], colours, log_y=log_y) for p in panels]
 
     label_sets = [tuple(c.label for c in cfgs) for cfgs in panels_cfgs]
     shared_legend = len(panels) == 1 or all(s == label_sets[0] for s in label_sets)
-    extents = [_y_extent(cfgs) for cfgs in panels_cfgs]
+    extents = [_y_extent(cfgs, log_y) for cfgs in panels_cfgs]
     share_y = _share_y(extents, log_y) if sharey == "auto" else bool(sharey)
 
     if xscale == "auto":
@@ -408,16 +494,20 @@ def error_curves(
             finite = [e for e in extents if np.isfinite(e[0])]
             lo = min((e[0] for e in finite), default=lo)
             hi = max((e[1] for e in finite), default=hi)
-        # the band's lower edge may not reach below the data by more than ~half a decade
-        y_floor = lo / 3.0 if np.isfinite(lo) and lo > 0 else 1e-300
+        if log_y and max_decades is not None and np.isfinite(hi) and hi > 0:
+            # a curve that falls to 1e-280 must not squash the others to a line: lines
+            # below the window leave it at the bottom edge
+            lo = max(lo, hi * 10.0 ** (-float(max_decades)))
+        # a band whose lower edge is ≤ 0 (the CI reaches zero) runs to the bottom edge
+        y_floor = lo / _pad(lo, hi) if np.isfinite(lo) and lo > 0 else 1e-300
         if log_y:
             ax.set_yscale("log")
-        used |= _draw_panel(ax, cfgs, band=band, log_y=log_y, y_floor=y_floor)
+        used |= _draw_panel(ax, cfgs, band=band, log_y=log_y, y_floor=y_floor,
+                            y_top=hi if np.isfinite(hi) else math.inf)
         _apply_xscale(ax, xscale, min_step)
         if np.isfinite(lo) and np.isfinite(hi):
             if log_y and lo > 0:
-                pad = (hi / lo) ** 0.04 if hi > lo else 2.0
-                ax.set_ylim(lo / pad, hi * pad)
+                ax.set_ylim(lo / _pad(lo, hi), hi * _pad(lo, hi))
             elif not log_y:
                 pad = 0.05 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.1
                 ax.set_ylim(lo - pad, hi + pad)
@@ -432,10 +522,24 @@ def error_curves(
             ax.set_xlabel(quantity_label("step"))
         if ax.get_subplotspec().is_first_col() or not share_y:
             ax.set_ylabel(quantity_label(quantity))
-    _place_legends(fig, axes, panels_cfgs, used, band=band, shared=shared_legend)
+    _place_legends(fig, axes, panels, panels_cfgs, used, band=band, shared=shared_legend,
+                   log_y=log_y)
     if title:
-        fig.suptitle(title, fontsize=10.5)
+        _suptitle(fig, title, len(axes), ncols)
     return fig
+
+
+def _suptitle(fig: Figure, title: str, n_panels: int, ncols: int | None) -> None:
+    """Left-aligned figure title wrapped to the width of the panels (clear of legends)."""
+    cols = ncols or (1 if n_panels == 1 else 2 if n_panels in (2, 4) else 3)
+    width_in = _PANEL_W * max(1, min(cols, n_panels))
+    text = "\n".join(textwrap.wrap(title, max(20, int(width_in / 0.085))))
+    fig.suptitle(text, fontsize=10.5, x=0.01, ha="left")
+
+
+def _pad(lo: float, hi: float) -> float:
+    """Multiplicative margin for a log axis: 4 % of the decades spanned (×2 when flat)."""
+    return (hi / lo) ** 0.04 if hi > lo > 0 else 2.0
 
 
 def _has_axis_below(ax: Axes, axes: list[Axes]) -> bool:
@@ -485,7 +589,7 @@ def trajectory(
     if q[q["source"] == "measured"].empty and q.empty:
         raise ValueError(f"quantity={quantity!r}: no rows in the curves table")
     panels = ordered_unique(q["panel"])
-    colours = colour_map(q["label"])
+    colours = colour_map(df["label"])  # same colour per label in every figure
     fig, axes = _grid(len(panels), ncols, sharex=True, sharey=False, legend_right=True)
     used: set[str] = set()
     any_reference = False
@@ -503,7 +607,7 @@ def trajectory(
                 ax.plot(
                     x, y, color=c.colour, linewidth=1.2, zorder=3, gid=f"measured:{gid}",
                     marker="o" if x.size <= 80 else None, markersize=2.8,
-                    label=_legend_label(c),
+                    label=_legend_label([c], log_y=False),
                 )
             if np.isfinite(c.diverged_at) and x.size:
                 used.add("diverged")
@@ -556,5 +660,5 @@ def trajectory(
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=len(handles))
     if title:
-        fig.suptitle(title, fontsize=10.5)
+        _suptitle(fig, title, len(axes), ncols)
     return fig

@@ -71,13 +71,13 @@ GREY = "0.45"
 #: the (usually coinciding) measured mean of the same colour.
 SOURCE_STYLE: dict[str, dict[str, Any]] = {
     "measured": {"linestyle": "-", "linewidth": 1.6, "zorder": 3.0},
-    "bound": {"linestyle": (0, (6, 3)), "linewidth": 1.4, "zorder": 2.5},
+    "bound": {"linestyle": (0, (6.0, 3.0)), "linewidth": 1.4, "zorder": 2.5},
     "exact": {
-        "linestyle": (0, (1, 1.6)),
-        "linewidth": 2.2,
+        "linestyle": ":",
+        "linewidth": 2.0,
         "zorder": 4.0,
         "dash_capstyle": "round",
-        "path_effects": [patheffects.withStroke(linewidth=3.6, foreground="white", alpha=0.9)],
+        "path_effects": [patheffects.withStroke(linewidth=3.2, foreground="white", alpha=0.85)],
     },
     "fit": {"linestyle": "-", "linewidth": 1.2, "zorder": 2.0, "alpha": 0.9},
 }

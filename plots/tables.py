@@ -277,6 +277,8 @@ def experiment_dirs(run_dir: str | Path) -> list[Path]:
             names.append(str(name))
     found = sorted(
         p.name for p in run.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and any((p / f).is_file() for f in _TABLE_FILES)
+        if p.is_dir()
+        and not p.name.startswith(".")
+        and any((p / f).is_file() for f in _TABLE_FILES)
     ) if run.is_dir() else []
     return [run / n for n in ordered_unique([*names, *found])]
