@@ -27,6 +27,7 @@ EXPERIMENT_MODULES: dict[str, str] = {
     "pl-nonconvex": "pl_nonconvex",
     "sampling": "sampling",
     "noise-models": "noise_models",
+    "batch-size": "batch_size",
 }
 
 
