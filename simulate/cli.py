@@ -221,7 +221,14 @@ def run_catalogue(names: Sequence[str], args: argparse.Namespace, out: Path, *, 
 
     from .backend import backend_name
     from .experiments import CATALOGUE, run_experiment
-    from .io import versions, write_experiment, write_json
+    from .io import (
+        config_hash,
+        read_verdicts,
+        reusable_experiment,
+        versions,
+        write_experiment,
+        write_json,
+    )
 
     config = load_config(args.config) if getattr(args, "config", None) else {}
     seed = args.seed if args.seed is not None else int(config.get("seed", 0))
@@ -239,26 +246,43 @@ def run_catalogue(names: Sequence[str], args: argparse.Namespace, out: Path, *, 
     command = shlex.join(["simulate", *sys.argv[1:]]) if sys.argv else "simulate"
     progress = _Progress(names, enabled=sys.stderr.isatty() and not getattr(args, "quiet", False))
     all_verdicts = []
+    reused = []
     t_run = time.perf_counter()
+    resume = not getattr(args, "fresh", False)
+    svg = getattr(args, "svg", False)
     try:
         for i, name in enumerate(names):
             exp = CATALOGUE[name]
+            params = exp.resolve_params(size, per[name])
+            # finished experiments are reused when everything that decides their numbers is
+            # unchanged: configuration, seed, backend, dtype and the code itself
+            key = config_hash({"experiment": name, "size": size, "seed": seed,
+                               "backend": backend_name(xp), "dtype": dtype, "params": params,
+                               "figures": bool(figures), "svg": bool(svg)})
+            if resume and reusable_experiment(out / name, key):
+                all_verdicts.append(read_verdicts(out / name / "verdicts.csv"))
+                reused.append(name)
+                progress.callback(i)(1.0)
+                continue
             t0 = time.perf_counter()
             result = run_experiment(name, size, seed=seed, xp=xp, dtype=dtype,
                                     overrides=per[name], progress=progress.callback(i))
             meta = {
+                "config_hash": key,
                 "experiment": name, "title": exp.title, "description": exp.description,
                 "summary": exp.summary, "formulas": list(exp.formulas),
                 "conditions": list(exp.conditions), "command": command, "seed": seed,
                 "backend": backend_name(xp), "dtype": dtype, "size": size,
-                "params": exp.resolve_params(size, per[name]), "versions": versions(),
+                "params": params, "versions": versions(),
                 "wall_time_s": round(time.perf_counter() - t0, 3),
             }
-            write_experiment(out, name, result, meta,
-                             _figures_writer(getattr(args, "svg", False)) if figures else None)
+            write_experiment(out, name, result, meta, _figures_writer(svg) if figures else None)
             all_verdicts.append(result.verdicts)
     finally:
         progress.close()
+    if reused:
+        print(f"reused {len(reused)} finished experiment(s) from {out}/ (same configuration "
+              f"and code): {', '.join(reused)}; --fresh recomputes them", file=sys.stderr)
     write_json(out / "meta.json", {
         "command": command, "seed": seed, "backend": backend_name(xp), "dtype": dtype,
         "size": size, "experiments": list(names), "versions": versions(),
@@ -299,7 +323,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     names = _select(args.names)
-    verdicts = run_catalogue(names, args, Path(args.out), quick=args.quick)
+    verdicts = run_catalogue(names, args, Path(args.out), quick=args.quick,
+                             figures=not args.no_figures)
     print_verdicts(verdicts)
     print(f"results in {args.out}/")
     return EXIT_FAILED if (verdicts["status"] == "fail").any() else EXIT_OK
@@ -348,7 +373,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise UsageError(f"--from {str(run_dir)!r}: not a directory")
         import pandas as pd
 
-        frames = [pd.read_csv(p) for p in sorted(run_dir.glob("*/verdicts.csv"))]
+        from .io import read_verdicts
+
+        frames = [read_verdicts(p) for p in sorted(run_dir.glob("*/verdicts.csv"))]
         verdicts = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     else:
         run_dir = Path(args.run_dir or ("runs/report-quick" if args.quick else "runs/report"))
@@ -386,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a parameter; a comma list makes a sweep (repeatable)")
         p.add_argument("--config", metavar="FILE.toml", help="TOML run configuration")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--fresh", action="store_true", help="recompute experiments even when "
+                       "finished results with the same configuration and code exist")
 
     p = sub.add_parser("list", help="list the experiments")
     p.set_defaults(func=cmd_list)
@@ -395,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--out", default="runs", help="output directory (default runs/)")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
+    p.add_argument("--no-figures", action="store_true", help="write the tables only "
+                   "(`simulate plot DIR` draws the figures later)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("plot", help="redraw figures from saved tables")

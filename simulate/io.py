@@ -28,8 +28,46 @@ import pandas as pd
 
 from .experiments.base import ExperimentResult
 
-__all__ = ["atomic_write_text", "read_experiment", "versions", "write_experiment",
-           "write_json"]
+__all__ = ["atomic_write_text", "code_version", "config_hash", "read_experiment",
+           "read_verdicts", "reusable_experiment", "versions", "write_experiment", "write_json"]
+
+#: the packages whose source decides the numbers an experiment produces
+_CODE_PACKAGES = ("theory", "simulate", "plots")
+
+
+def code_version() -> str:
+    """SHA-256 over the source of the lab's computing packages (theory/, simulate/, plots/).
+
+    Any edit of the code changes it, so results written by other code are never reused.
+    """
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for package in _CODE_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """SHA-256 of an experiment's full configuration (JSON, sorted keys) plus the code version."""
+    import hashlib
+
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256((text + code_version()).encode()).hexdigest()
+
+
+def reusable_experiment(exp_dir: Path, key: str) -> bool:
+    """True when ``exp_dir`` is a complete experiment directory written under ``key``."""
+    exp_dir = Path(exp_dir)
+    try:
+        meta = json.loads((exp_dir / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (meta.get("config_hash") == key and (exp_dir / "curves.csv").is_file()
+            and (exp_dir / "verdicts.csv").is_file())
 
 
 def versions() -> dict[str, str]:
@@ -74,6 +112,33 @@ def _csv(df: pd.DataFrame) -> str:
     return df.to_csv(index=False, lineterminator="\n")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but not ours
+        return True
+    return True
+
+
+def remove_stale_partials(out_dir: Path) -> list[Path]:
+    """Remove temporary experiment directories left by a process that was killed.
+
+    Temporary names carry the writer's pid (``.NAME.partial-PID-xxxx``); those whose process
+    is gone are deleted, those of a live process (a concurrent run) are left alone.
+    """
+    removed = []
+    for tmp in Path(out_dir).glob(".*.*-*-*"):
+        parts = tmp.name.rsplit(".", 1)[-1].split("-")
+        if len(parts) < 3 or parts[0] not in ("partial", "old") or not parts[1].isdigit():
+            continue
+        if not _pid_alive(int(parts[1])):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
 def write_experiment(
     out_dir: Path,
     name: str,
@@ -85,7 +150,8 @@ def write_experiment(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=out_dir))
+    remove_stale_partials(out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-{os.getpid()}-", dir=out_dir))
     try:
         (tmp / "curves.csv").write_text(_csv(result.curves), encoding="utf-8")
         (tmp / "verdicts.csv").write_text(_csv(result.verdicts), encoding="utf-8")
@@ -100,7 +166,7 @@ def write_experiment(
                                                       default=str) + "\n", encoding="utf-8")
         old = None
         if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=out_dir))
+            old = Path(tempfile.mkdtemp(prefix=f".{name}.old-{os.getpid()}-", dir=out_dir))
             os.replace(final, old / name)
         os.replace(tmp, final)
         if old is not None:
@@ -111,11 +177,20 @@ def write_experiment(
     return final
 
 
+def read_verdicts(path: Path) -> pd.DataFrame:
+    """Read a ``verdicts.csv``, keeping the status ``n/a`` as text.
+
+    pandas reads the string ``n/a`` as a missing value by default; only empty fields are
+    missing here (``keep_default_na=False, na_values=[""]``).
+    """
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
 def read_experiment(exp_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """(curves, verdicts, scaling, meta) of a saved experiment directory."""
     exp_dir = Path(exp_dir)
     curves = pd.read_csv(exp_dir / "curves.csv")
-    verdicts = pd.read_csv(exp_dir / "verdicts.csv")
+    verdicts = read_verdicts(exp_dir / "verdicts.csv")
     scaling_path = exp_dir / "scaling.csv"
     scaling = pd.read_csv(scaling_path) if scaling_path.exists() else pd.DataFrame()
     meta = json.loads((exp_dir / "meta.json").read_text(encoding="utf-8"))
