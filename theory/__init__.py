@@ -8,6 +8,13 @@ conditions the values are NaN and ``reason`` says which condition failed; invali
 """
 
 from theory.conditions import Conditions, Curve, Scalar
+from theory.constants import (
+    Constant1D,
+    PLConstants,
+    pl_constant_1d,
+    pl_sin_constants,
+    smoothness_constant_1d,
+)
 from theory.counterexample import HBCounterexample, hb_counterexample, lrp_grad, lrp_value
 from theory.gd import (
     gd_contraction_factor,
@@ -33,6 +40,7 @@ from theory.nesterov import (
     nesterov_exact_quadratic,
     nesterov_spectral_radius,
 )
+from theory.noise_scale import NoiseScale, noise_scale, steps_examples_tradeoff
 from theory.precond import PreconditionedSpectrum, jacobi_preconditioner, precond_gd
 from theory.sgd import (
     noise_floor_bound,
@@ -48,28 +56,51 @@ from theory.sgd_exact import (
     sgd_exact_quadratic,
     sgd_stationary_quadratic,
 )
+from theory.steps import (
+    SGDRecipe,
+    gd_iterations_to_eps,
+    gd_optimal_iterations_to_eps,
+    heavy_ball_iterations_to_eps,
+    heavy_ball_polyak_params,
+    heavy_ball_safe_params,
+    nesterov_iterations_to_eps,
+    nesterov_params,
+    sgd_iterations_to_eps,
+    step_inverse_L,
+    step_optimal_gd,
+)
+from theory.svrg import svrg_bound, svrg_rate
 
 __all__ = [
     "Conditions",
+    "Constant1D",
     "Curve",
     "HBCounterexample",
+    "NoiseScale",
+    "PLConstants",
     "PreconditionedSpectrum",
+    "SGDRecipe",
     "Scalar",
     "averaged_sgd_asymptotic",
     "averaged_sgd_exact",
     "first_order_lower_bound",
     "gd_contraction_factor",
     "gd_exact_quadratic",
+    "gd_iterations_to_eps",
     "gd_nonconvex_bound",
+    "gd_optimal_iterations_to_eps",
     "gd_pl_bound",
     "gd_strongly_convex_rate",
     "hb_counterexample",
     "heavy_ball_asymptotic_rate",
     "heavy_ball_exact_quadratic",
     "heavy_ball_is_stable",
+    "heavy_ball_iterations_to_eps",
+    "heavy_ball_polyak_params",
     "heavy_ball_polynomial",
     "heavy_ball_quadratic",
     "heavy_ball_safe_bound",
+    "heavy_ball_safe_params",
     "heavy_ball_spectral_radius",
     "heavy_ball_stationary_quadratic",
     "jacobi_preconditioner",
@@ -78,15 +109,27 @@ __all__ = [
     "nesterov_bound",
     "nesterov_convex_bound",
     "nesterov_exact_quadratic",
+    "nesterov_iterations_to_eps",
+    "nesterov_params",
     "nesterov_spectral_radius",
     "noise_floor_bound",
+    "noise_scale",
     "per_coordinate_noise_variance",
+    "pl_constant_1d",
+    "pl_sin_constants",
     "precond_gd",
     "sgd_diminishing_bound",
     "sgd_exact_quadratic",
+    "sgd_iterations_to_eps",
     "sgd_nonconvex_bound",
     "sgd_pl_constant_bound",
     "sgd_stationary_quadratic",
+    "smoothness_constant_1d",
+    "step_inverse_L",
+    "step_optimal_gd",
+    "steps_examples_tradeoff",
+    "svrg_bound",
+    "svrg_rate",
     "two_term_spectral_radius",
     "without_replacement_sigma2",
 ]

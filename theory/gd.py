@@ -229,6 +229,9 @@ def gd_pl_bound(
         )
         c = (4 * L * L - 2 * mu * L - 2 * mu * mu) / (2 * L + mu) ** 2
         source = _SRC_PL_SHARP
+    # every factor is >= 1 - mu/L >= 0 in exact arithmetic (alpha mu (2 - alpha L) <= mu/L);
+    # a negative value is rounding (mu = L at alpha = 1/L) and would make the bound negative
+    c = max(c, 0.0)
     return make_curve(
         t.shape,
         cond,

@@ -19,7 +19,7 @@ from .conditions import (
     make_curve,
     make_scalar,
 )
-from .momentum import two_term_spectral_radius
+from .momentum import _root_radius
 
 __all__ = ["heavy_ball_exact_quadratic", "heavy_ball_stationary_quadratic"]
 
@@ -96,7 +96,8 @@ def heavy_ball_exact_quadratic(
     w = 0.5 * lam if quantity == "f_gap" else np.ones_like(lam)
     amat = 1.0 + beta - a * lam
     values = second_moment_path(amat, beta, m0, c, t, w)
-    radius = two_term_spectral_radius(amat, beta)
+    eps = np.finfo(float).eps
+    radius = _root_radius(amat, beta, eps * (1.0 + abs(beta) + a * lam), eps * abs(beta))
     active = (w != 0) & ((m0 != 0) | (c != 0))
     rate = float(radius[active].max() ** 2) if active.any() else 0.0
     limit = np.full(lam.shape, np.nan)
@@ -105,7 +106,7 @@ def heavy_ball_exact_quadratic(
     flat = (lam == 0) & (abs(beta) < 1)  # eigenvalues 1 and beta: x_t = x_0 + random walk
     limit[flat] = np.where(c[flat] > 0, np.inf, m0[flat])
     limit[radius > 1.0] = np.inf
-    contrib = np.where(active, w * limit, 0.0)
+    contrib = w * np.where(active, limit, 0.0)  # active implies w != 0
     floor = float(contrib.sum()) if not np.any(np.isnan(contrib)) else np.nan
     return make_curve(
         t.shape,

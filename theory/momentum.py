@@ -38,20 +38,52 @@ _SRC_HB = "THEORY.md 2.1; Polyak 1964"
 _SRC_SAFE = "THEORY.md 2.2; Ghadimi-Feyzmahdavian-Johansson 2015"
 
 
+def _root_radius(
+    a: np.ndarray | float,
+    b: np.ndarray | float,
+    err_a: np.ndarray | float | None = None,
+    err_b: np.ndarray | float | None = None,
+) -> np.ndarray:
+    """Largest root modulus of ``r^2 - a r + b``, given the rounding errors of ``a`` and ``b``.
+
+    A discriminant ``a^2 - 4b`` within its propagated rounding error
+    (``2 (2|a| err_a + 4 err_b) + 4 eps (a^2 + 4|b|)``) is taken as 0: a double root (Polyak's
+    and Nesterov's tuned parameters put one at the ends of ``[mu, L]``) then gives ``|a|/2``
+    instead of an error of order ``sqrt(eps)`` from the square root of the rounding. Default
+    errors: ``eps |a|`` and ``eps |b|`` (inputs exact up to their last bit).
+    """
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    eps = np.finfo(float).eps
+    err_a = eps * np.abs(a) if err_a is None else np.asarray(err_a, dtype=float)
+    err_b = eps * np.abs(b) if err_b is None else np.asarray(err_b, dtype=float)
+    disc = a * a - 4.0 * b
+    fuzz = 2.0 * (2.0 * np.abs(a) * err_a + 4.0 * err_b) + 4.0 * eps * (a * a + 4.0 * np.abs(b))
+    disc = np.where(np.abs(disc) <= fuzz, 0.0, disc)
+    with np.errstate(invalid="ignore"):
+        real = 0.5 * (np.abs(a) + np.sqrt(np.maximum(disc, 0.0)))
+        cplx = np.sqrt(np.maximum(b, 0.0))
+    return np.where(disc < 0, cplx, real)
+
+
+def _hb_radius(lam: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """Heavy ball's root modulus per eigenvalue, with the rounding of ``1 + beta - alpha lam``."""
+    lam = np.asarray(lam, dtype=float)
+    eps = np.finfo(float).eps
+    err_a = eps * (1.0 + abs(beta) + alpha * lam)
+    return _root_radius(1.0 + beta - alpha * lam, beta, err_a, eps * abs(beta))
+
+
 def two_term_spectral_radius(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
     """Largest root modulus of ``r^2 - a r + b = 0`` (elementwise).
 
     This is the spectral radius of the companion matrix ``[[a, -b], [1, 0]]`` of
     ``x_{t+1} = a x_t - b x_{t-1}``: ``sqrt(b)`` for complex roots, else
-    ``(|a| + sqrt(a^2 - 4b)) / 2``.
+    ``(|a| + sqrt(a^2 - 4b)) / 2``. A discriminant within the rounding error of its
+    computation is taken as 0 (a double root gives ``|a|/2`` rather than an ``O(sqrt(eps))``
+    error).
     """
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    disc = a * a - 4.0 * b
-    with np.errstate(invalid="ignore"):
-        real = 0.5 * (np.abs(a) + np.sqrt(np.maximum(disc, 0.0)))
-        cplx = np.sqrt(np.maximum(b, 0.0))
-    return np.where(disc < 0, cplx, real)
+    return _root_radius(a, b)
 
 
 def heavy_ball_spectral_radius(
@@ -72,7 +104,7 @@ def heavy_ball_spectral_radius(
     lam = check_vector("lam", lam, low=0.0)
     alpha = check_positive("alpha", alpha)
     beta = check_real("beta", beta)
-    return two_term_spectral_radius(1.0 + beta - alpha * lam, beta)
+    return _hb_radius(lam, alpha, beta)
 
 
 def heavy_ball_is_stable(L: float, mu: float, alpha: float, beta: float) -> bool:
@@ -115,7 +147,7 @@ def heavy_ball_asymptotic_rate(L: float, mu: float, alpha: float, beta: float) -
     ends = np.array([mu, L])
     return make_scalar(
         cond,
-        lambda: float(two_term_spectral_radius(1.0 + beta - alpha * ends, beta).max()),
+        lambda: float(_hb_radius(ends, alpha, beta).max()),
         tight=True,
         source=_SRC_HB,
     )
@@ -186,7 +218,7 @@ def heavy_ball_quadratic(
     idx = np.searchsorted(flat, t.ravel())
     values = (initial * best[idx]).reshape(t.shape) if flat.size else np.zeros(t.shape)
     argmax = arg[idx].reshape(t.shape) if flat.size else np.zeros(t.shape)
-    rho = float(two_term_spectral_radius(1.0 + beta - alpha * np.array([mu, L]), beta).max())
+    rho = float(_hb_radius(np.array([mu, L]), alpha, beta).max())
     stable = abs(beta) < 1.0 and alpha * L < 2.0 * (1.0 + beta)
     return make_curve(
         t.shape,
@@ -249,7 +281,7 @@ def heavy_ball_safe_bound(
     """Guarantee for heavy ball on every mu-strongly convex L-smooth ``f`` with the safe pair.
 
     ``Delta_t <= (1 - alpha mu)^t Delta_0`` for ``alpha in (0, 1/L]`` and
-    ``beta = sqrt((1 - alpha mu)(1 - alpha L))`` (see :func:`theory.ghadimi_safe_heavy_ball`).
+    ``beta = sqrt((1 - alpha mu)(1 - alpha L))`` (see :func:`theory.heavy_ball_safe_params`).
     Outside that pair (``beta`` differing by more than 1e-9 relative) ``applicable=False``.
     Not tight (no acceleration).
 
@@ -272,7 +304,7 @@ def heavy_ball_safe_bound(
             f"beta={fmt(beta)} != sqrt((1-alpha mu)(1-alpha L))={fmt(safe)}: safe heavy-ball "
             "bound requires that beta",
         )
-    c = 1.0 - alpha * mu
+    c = max(1.0 - alpha * mu, 0.0)  # >= 0 exactly for alpha <= 1/L; clamp the rounding
     return make_curve(
         t.shape,
         cond,

@@ -22,7 +22,7 @@ from .conditions import (
     fmt,
     make_curve,
 )
-from .momentum import two_term_spectral_radius
+from .momentum import _root_radius
 
 __all__ = [
     "first_order_lower_bound",
@@ -110,8 +110,14 @@ def nesterov_spectral_radius(
     L, mu = check_L_mu(L, mu)
     alpha = 1.0 / L if alpha is None else check_positive("alpha", alpha)
     beta = _nesterov_beta(L, mu) if beta is None else check_real("beta", beta)
-    q = 1.0 - alpha * np.array([mu, L])
-    return float(two_term_spectral_radius((1.0 + beta) * q, beta * q).max())
+    lam = np.array([mu, L])
+    q = 1.0 - alpha * lam
+    a, b = (1.0 + beta) * q, beta * q
+    eps = np.finfo(float).eps
+    err_q = eps * (1.0 + alpha * lam)  # rounding of 1 - alpha lambda
+    err_a = eps * np.abs(a) + (1.0 + abs(beta)) * err_q
+    err_b = eps * np.abs(b) + abs(beta) * err_q
+    return float(_root_radius(a, b, err_a, err_b).max())
 
 
 def nesterov_exact_quadratic(
@@ -145,7 +151,11 @@ def nesterov_exact_quadratic(
     w = 0.5 * lam if quantity == "f_gap" else np.ones_like(lam)
     values = second_moment_path(a, b, e0 * e0, np.zeros_like(lam), t, w)
     active = (w * e0 * e0) > 0
-    radius = two_term_spectral_radius(a, b)
+    eps = np.finfo(float).eps
+    err_q = eps * (1.0 + alpha * lam)
+    radius = _root_radius(
+        a, b, eps * np.abs(a) + (1.0 + abs(beta)) * err_q, eps * np.abs(b) + abs(beta) * err_q
+    )
     rate = float(radius[active].max() ** 2) if active.any() else 0.0
     if rate < 1.0:
         floor = 0.0

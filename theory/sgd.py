@@ -68,7 +68,8 @@ def _sgd_pl_parts(
             leq(alpha * L, 1.0),
             f"alpha={fmt(alpha)} > 1/L={fmt(1 / L)}: bound requires alpha <= 1/L",
         )
-        return 1.0 - alpha * mu, alpha * L * sigma2 / (2.0 * mu * B)
+        # 1 - alpha mu >= 0 for alpha <= 1/L, mu <= L; clamp the rounding at alpha = 1/L, mu = L
+        return max(1.0 - alpha * mu, 0.0), alpha * L * sigma2 / (2.0 * mu * B)
     cond.require(
         alpha * L < 2.0,
         f"alpha={fmt(alpha)} >= 2/L={fmt(2 / L)}: bound requires 0 < alpha < 2/L",
@@ -76,7 +77,7 @@ def _sgd_pl_parts(
     if not cond.ok:
         return math.nan, math.nan
     return (
-        1.0 - alpha * mu * (2.0 - alpha * L),
+        max(1.0 - alpha * mu * (2.0 - alpha * L), 0.0),  # >= 1 - mu/L >= 0 exactly
         alpha * L * sigma2 / (2.0 * mu * B * (2.0 - alpha * L)),
     )
 
@@ -119,10 +120,17 @@ def sgd_pl_constant_bound(
     delta0 = check_nonnegative("delta0", delta0)
     cond = Conditions()
     c, F = _sgd_pl_parts(cond, L, mu, alpha, sigma2, B, form)
+
+    def compute() -> np.ndarray:
+        # c^t Delta_0 + (1 - c^t) F: non-negative terms, exact Delta_0 at t = 0
+        with np.errstate(divide="ignore"):
+            x = np.where(t == 0, 0.0, t * np.log(c)) if c > 0 else np.where(t == 0, 0.0, -np.inf)
+        return np.exp(x) * delta0 - np.expm1(x) * F
+
     return make_curve(
         t.shape,
         cond,
-        lambda: np.power(c, t) * (delta0 - F) + F,
+        compute,
         tight=False,
         source=_SRC_PL,
         quantity="f_gap",

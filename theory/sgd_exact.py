@@ -127,7 +127,7 @@ def sgd_exact_quadratic(
     limit[flat_r] = np.where(c[flat_r] > 0, np.inf, m0[flat_r])
     grow = ~stable & (r > 1)
     limit[grow] = np.where((c[grow] > 0) | (m0[grow] > 0), np.inf, 0.0)
-    floor = float(np.sum(np.where(keep, w * limit, 0.0)))
+    floor = float(np.sum(w * np.where(keep, limit, 0.0)))  # keep implies w != 0
     rate = float(r[keep].max()) if keep.any() else 0.0
     return make_curve(
         t.shape,
