@@ -10,6 +10,7 @@
 
 from .base import Problem
 from .finite_sum import FiniteSumLeastSquares, FiniteSumLogistic, FiniteSumProblem
+from .lessard import LessardProblem
 from .overparam import OverparamLeastSquares
 from .pl_sin import PLSinProblem, pl_sin_1d_constants
 from .quadratic import SPECTRUM_LAWS, QuadraticProblem, spectrum
@@ -19,6 +20,7 @@ __all__ = [
     "FiniteSumLeastSquares",
     "FiniteSumLogistic",
     "FiniteSumProblem",
+    "LessardProblem",
     "OverparamLeastSquares",
     "PLSinProblem",
     "Problem",
