@@ -10,11 +10,18 @@ import pandas as pd
 __all__ = ["series", "steps_to_eps", "tail"]
 
 
-def series(curves: pd.DataFrame, config: str, quantity: str, source: str = "measured"
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(steps, value, stderr) of one curve, sorted by step."""
+def series(curves: pd.DataFrame, config: str, quantity: str, source: str = "measured",
+           *, keep_underflow: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, value, stderr) of one curve, sorted by step.
+
+    Rows flagged ``underflow`` (below what the dtype resolves, see the runner) are dropped
+    unless ``keep_underflow``: they are not measurements of the quantity, so no verdict may
+    compare them with theory.
+    """
     sel = curves[(curves["config"] == config) & (curves["quantity"] == quantity)
                  & (curves["source"] == source)].sort_values("step")
+    if not keep_underflow and "underflow" in sel:
+        sel = sel[~sel["underflow"].fillna(False).astype(bool)]
     stderr = sel["stderr"].to_numpy(float) if "stderr" in sel else np.zeros(len(sel))
     return sel["step"].to_numpy(), sel["value"].to_numpy(float), stderr
 

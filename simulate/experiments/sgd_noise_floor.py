@@ -78,8 +78,12 @@ def build(ctx: Context) -> ExperimentResult:
         if bound.applicable:
             out.add_curve(cid, "f_gap", "bound", rec, bound.values, params)
         t, mean, se = series(measured, cid, "f_gap")
-        if t.size == 0 or np.isfinite(res.diverged_at[ids.index(cid)]):
-            out.add_verdict(not_applicable(NAME, "holds", cid, "diverged"))
+        diverged_at = res.diverged_at[ids.index(cid)]
+        if t.size == 0 or np.isfinite(diverged_at):
+            why = (f"diverged at t={int(diverged_at)} ({res.divergence_reason[ids.index(cid)]})"
+                   if np.isfinite(diverged_at) else "no recorded measurement")
+            for check in ("matches exact", "holds", "floor"):
+                out.add_verdict(not_applicable(NAME, check, cid, why))
             continue
         ex = np.interp(t, rec, exact.values)
         out.add_verdict(matches_verdict(NAME, cid, t, mean, se, ex))
@@ -99,16 +103,26 @@ def build(ctx: Context) -> ExperimentResult:
                                           floor_bound, rtol=TRANSIENT_RTOL))
         plateaus[(alpha, B)] = (v.measured, float(np.max(se[settled])), stationary, floor_bound)
 
-    # scaling: plateau against α at the smallest B, and against B at the largest α (the
-    # configuration whose transient dies out first)
+    # scaling: plateau against α at the smallest B, and against B at the largest α whose
+    # configurations all settled (the largest step's transient dies out first; a step that
+    # diverged has no plateau)
     alphas = sorted({a for a, _ in grid})
     batches = sorted({B for _, B in grid})
+    settled_alphas = [a for a in alphas if all((a, B) in plateaus for B in batches)]
+    alpha_for_B = settled_alphas[-1] if settled_alphas else alphas[-1]
     for figure, xs, key, predicted, x_label in (
         ("plateau_vs_alpha", alphas, lambda x: (x, batches[0]), None, "step size α"),
-        ("plateau_vs_B", batches, lambda x: (alphas[-1], x), -1.0, "batch size B"),
+        ("plateau_vs_B", batches, lambda x: (alpha_for_B, x), -1.0, "batch size B"),
     ):
         pts = [plateaus.get(key(x)) for x in xs]
         if len(xs) < 2 or any(q is None for q in pts):
+            missing = [x for x, q in zip(xs, pts, strict=True) if q is None]
+            why = ("fewer than two sweep values" if len(xs) < 2 else
+                   f"no plateau at {x_label.split()[-1]} = "
+                   + ", ".join(f"{x:.4g}" for x in missing)
+                   + " (diverged, or the run too short to settle)")
+            out.add_verdict(not_applicable(NAME, f"scaling {figure}",
+                                           figure.replace("plateau_vs_", "plateau ∝ "), why))
             continue
         meas = np.array([q[0] for q in pts])
         meas_se = np.array([q[1] for q in pts])
