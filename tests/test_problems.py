@@ -12,16 +12,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import theory
 from simulate.problems import (
     SPECTRUM_LAWS,
+    DenseQuadraticProblem,
     FiniteSumLeastSquares,
     FiniteSumLogistic,
     FiniteSumProblem,
+    LessardProblem,
     OverparamLeastSquares,
     PLSinProblem,
     QuadraticProblem,
     spectrum,
 )
+from simulate.problems._common import haar_orthogonal, host_rng
 from simulate.problems.pl_sin import _pl_sin_1d_private, pl_sin_1d_constants
 
 FD_TOL = 1e-6
@@ -215,6 +219,138 @@ def test_quadratic_explicit_eigenvalues():
     assert q.dist2(w) == 3.0
     with pytest.raises(ValueError, match=r"^L="):
         QuadraticProblem(4, L=2.0, eigenvalues=lam)
+
+
+# ---------------------------------------------------------------------------------------------
+# dense quadratics (any symmetric positive definite A)
+# ---------------------------------------------------------------------------------------------
+def _dense_case(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(A, its eigenvalues, ascending) with a known spectrum: A = S Q diag(λ) Qᵀ S with S = I
+    ("rotated") or a diagonal scaling ("scaled", spectrum then from a float64 eigensolver of the
+    similar matrix, so only the construction of A is checked against it)."""
+    d = 8
+    lam = np.geomspace(0.05, 20.0, d)
+    q = haar_orthogonal(d, host_rng(5))
+    A = (q * lam) @ q.T
+    A = 0.5 * (A + A.T)
+    if kind == "scaled":
+        s = np.sqrt(np.geomspace(1.0, 100.0, d))
+        A = s[:, None] * A * s[None, :]
+        A = 0.5 * (A + A.T)
+        lam = np.linalg.eigvalsh(A)
+    return A, lam
+
+
+@pytest.fixture(params=["rotated", "scaled"])
+def dense(request):
+    A, lam = _dense_case(request.param)
+    w_star = np.linspace(-1.0, 2.0, A.shape[0])
+    return DenseQuadraticProblem(A, w_star=w_star, f_star=-0.75), A, lam
+
+
+def test_dense_quadratic_constants_are_exact_and_attained(dense):
+    prob, A, lam = dense
+    d = prob.dim
+    # L, μ: the extreme eigenvalues, to the eigensolver's rounding (~d ε κ relative at μ)
+    assert prob.L == pytest.approx(lam[-1], rel=1e-13)
+    assert prob.mu == pytest.approx(lam[0], rel=1e-12)
+    np.testing.assert_allclose(prob.eigenvalues, lam, rtol=1e-12)
+    assert prob.kappa == pytest.approx(lam[-1] / lam[0], rel=1e-12)
+    np.testing.assert_array_equal(prob.hessian_matrix(), A)
+    np.testing.assert_array_equal(prob.hessian_diag(), np.diag(A))
+    assert prob.hessian_trace == pytest.approx(np.trace(A), rel=1e-14)
+    rng = np.random.default_rng(12)
+    x = prob.w_star + rng.standard_normal((400, d)) * rng.uniform(0.1, 3, (400, 1))
+    y = prob.w_star + rng.standard_normal((400, d))
+    assert lipschitz_ratios(prob, x, y).max() <= prob.L * (1 + LIP_TOL)
+    w = sample_points(rng, 400, d, prob.w_star, 5.0)
+    assert pl_ratios(prob, w).min() >= prob.mu * (1 - PL_TOL)
+    vec = prob.eigenvectors
+    top, bottom = vec[:, -1], vec[:, 0]
+    r = lipschitz_ratios(prob, prob.w_star + 0.7 * top, prob.w_star - 0.3 * top)
+    assert r == pytest.approx(prob.L, rel=1e-12)
+    assert pl_ratios(prob, prob.w_star + 1.3 * bottom) == pytest.approx(prob.mu, rel=1e-10)
+    # minimiser and minimum
+    assert prob.value(prob.w_star) == prob.f_star == -0.75
+    assert np.all(prob.grad(prob.w_star) == 0.0)
+    assert prob.f_gap(prob.w_star) == 0.0 and prob.dist2(prob.w_star) == 0.0
+    assert prob.strongly_convex and prob.convex
+
+
+def test_dense_quadratic_gradient_and_batch_shapes(dense):
+    prob, A, _ = dense
+    d = prob.dim
+    rng = np.random.default_rng(13)
+    check_gradient(prob, prob.w_star + rng.standard_normal((8, d)))
+    w = prob.w_star + rng.standard_normal((3, 4, d))
+    e = w - prob.w_star
+    assert prob.value(w).shape == prob.f_gap(w).shape == prob.dist2(w).shape == (3, 4)
+    assert prob.grad(w).shape == (3, 4, d)
+    np.testing.assert_allclose(prob.value(w), 0.5 * np.einsum("...i,ij,...j", e, A, e)
+                               + prob.f_star, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(prob.grad(w), e @ A, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(prob.dist2(w), (e * e).sum(-1), rtol=1e-14)
+    assert prob.value(prob.w_star).shape == ()  # a single point, shape (d,)
+    # A^{1/2} applied twice is A, and is symmetric
+    z = rng.standard_normal((5, d))
+    np.testing.assert_allclose(prob.hessian_sqrt_apply(prob.hessian_sqrt_apply(z)), z @ A,
+                               rtol=1e-10, atol=1e-12 * np.abs(A).max())
+    check_dtype_follows(prob, w)
+    assert prob.hessian_sqrt_apply(z.astype(np.float32)).dtype == np.float32
+
+
+def test_dense_quadratic_equals_the_rotated_quadratic_it_is_given():
+    q = QuadraticProblem(9, 4.0, 0.5, spectrum="uniform", rotated=True, seed=3,
+                         w_star=np.linspace(-1, 1, 9), f_star=1.5)
+    dq = DenseQuadraticProblem(q.hessian_matrix(), w_star=q.w_star, f_star=q.f_star)
+    assert dq.L == pytest.approx(q.L, rel=1e-13) and dq.mu == pytest.approx(q.mu, rel=1e-13)
+    w = q.w_star + np.random.default_rng(14).standard_normal((6, 9))
+    for name in ("value", "grad", "f_gap", "dist2"):
+        np.testing.assert_allclose(getattr(dq, name)(w), getattr(q, name)(w), rtol=1e-12,
+                                   atol=1e-12, err_msg=name)
+    assert dq.describe() == {"problem": "dense_quadratic", "d": 9, "L": dq.L, "mu": dq.mu,
+                             "kappa": dq.kappa, "spectrum": "dense", "rotated": True}
+
+
+# ---------------------------------------------------------------------------------------------
+# Lessard–Recht–Packard counterexample
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dim", [1, 3])
+def test_lessard_problem(dim):
+    p = LessardProblem(dim)
+    assert (p.L, p.mu, p.f_star, p.dim) == (25.0, 1.0, 0.0, dim)
+    np.testing.assert_array_equal(p.w_star, np.zeros(dim))
+    rng = np.random.default_rng(15)
+    # points on all three pieces (breaks at 1 and 2) and both sides of 0
+    w = rng.uniform(-3.0, 4.0, (5, 7, dim))
+    w[0, 0] = 1.0  # exactly on the breakpoints
+    w[0, 1] = 2.0
+    # equals the theory module's definition, summed over coordinates
+    np.testing.assert_array_equal(p.value(w), theory.lrp_value(w).sum(axis=-1))
+    np.testing.assert_array_equal(p.grad(w), theory.lrp_grad(w))
+    np.testing.assert_array_equal(p.f_gap(w), p.value(w))
+    np.testing.assert_allclose(p.dist2(w), (w * w).sum(-1), rtol=1e-15)
+    # batch shapes
+    assert p.value(w).shape == p.f_gap(w).shape == p.dist2(w).shape == (5, 7)
+    assert p.grad(w).shape == (5, 7, dim)
+    assert p.value(w[0, 0]).shape == ()
+    # gradient slopes between random pairs lie in [μ, L] = [1, 25] (separable: per coordinate
+    # the difference quotient of φ' is an average of φ'' ∈ {1, 25}), both ends attained
+    x, y = rng.uniform(-3.0, 4.0, (2, 2000, dim))
+    slope = (p.grad(x) - p.grad(y)) / (x - y)
+    assert slope.min() >= 1.0 * (1 - 1e-12) and slope.max() <= 25.0 * (1 + 1e-12)
+    lip = lipschitz_ratios(p, x, y)
+    assert lip.min() >= 1.0 * (1 - 1e-12) and lip.max() <= 25.0 * (1 + 1e-12)
+    pair = np.array([[1.2], [1.7]]) * np.ones(dim)  # both on the middle piece: slope μ
+    assert lipschitz_ratios(p, pair[0], pair[1]) == pytest.approx(1.0, rel=1e-12)
+    pair = np.array([[-0.5], [0.5]]) * np.ones(dim)  # both on the first piece: slope L
+    assert lipschitz_ratios(p, pair[0], pair[1]) == pytest.approx(25.0, rel=1e-12)
+    # minimiser, and the gradient agrees with finite differences away from the breakpoints
+    assert p.value(p.w_star) == 0.0 and np.all(p.grad(p.w_star) == 0.0)
+    smooth = np.array([[-1.3], [0.4], [1.5], [3.1]]) * np.ones(dim)
+    check_gradient(p, smooth)
+    # keeps the input's dtype
+    check_dtype_follows(p, w)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -488,6 +624,16 @@ BAD = [
     (lambda: FiniteSumLeastSquares(20, 5, noise_std=float("nan")), "noise_std"),
     (lambda: FiniteSumLogistic(20, 5, reg=0.0), "reg"),
     (lambda: FiniteSumLogistic(0, 5), "n"),
+    (lambda: DenseQuadraticProblem(np.ones((2, 3))), "A"),
+    (lambda: DenseQuadraticProblem(np.ones(3)), "A"),
+    (lambda: DenseQuadraticProblem(np.zeros((0, 0))), "A"),
+    (lambda: DenseQuadraticProblem([[1.0, np.nan], [np.nan, 1.0]]), "A"),
+    (lambda: DenseQuadraticProblem([[1.0, 0.5], [0.0, 1.0]]), "A"),
+    (lambda: DenseQuadraticProblem([[1.0, 0.0], [0.0, 0.0]]), "A"),
+    (lambda: DenseQuadraticProblem([[1.0, 2.0], [2.0, 1.0]]), "A"),
+    (lambda: DenseQuadraticProblem(np.eye(2), w_star=[0.0]), "w_star"),
+    (lambda: DenseQuadraticProblem(np.eye(2), f_star=np.nan), "f_star"),
+    (lambda: LessardProblem(0), "dim"),
 ]
 
 
@@ -520,6 +666,7 @@ def test_problems_on_cupy_match_numpy():
     rng = np.random.default_rng(9)
     problems = [QuadraticProblem(6, 3.0, 0.1, rotated=True, n_zero=1),
                 QuadraticProblem(6, 3.0, 0.1), PLSinProblem(6, rotated=True),
+                DenseQuadraticProblem(_dense_case("scaled")[0][:6, :6]), LessardProblem(6),
                 OverparamLeastSquares(3, 6), FiniteSumLeastSquares(30, 6),
                 FiniteSumLogistic(30, 6)]
     for p in problems:

@@ -19,7 +19,7 @@ from .conditions import (
     make_curve,
     make_scalar,
 )
-from .momentum import _root_radius
+from .momentum import _hb_coefficient, _root_radius
 
 __all__ = ["heavy_ball_exact_quadratic", "heavy_ball_stationary_quadratic"]
 
@@ -56,12 +56,15 @@ def heavy_ball_exact_quadratic(
     Per coordinate (``x_t = e_{t,i}``, ``a = 1 + beta - alpha lambda``):
     ``x_{t+1} = a x_t - beta x_{t-1} - alpha xi_t``; ``z_t = (x_t, x_{t-1})``,
     ``Sigma_t = E z_t z_t^T`` obeys ``Sigma_{t+1} = M Sigma_t M^T + alpha^2 s^2 e_1 e_1^T``
-    from ``Sigma_0 = m_0 1 1^T`` (``w_{-1} = w_0``). It is propagated exactly by binary powering
-    (precomputed ``M^{2^j}`` and their accumulated noise), vectorised over coordinates, in
-    O(d (log T + sum over requested-step gaps of their popcount)) <= O(d T_max) work, with no
-    cancellation (all added terms are PSD congruences) and no special case for double roots,
-    ``lambda = 0`` or unstable parameters. With ``noise_var = 0`` and ``m0 = e0**2`` this is
-    the exact deterministic heavy-ball curve (``x_t = p_t(lambda) x_0``, THEORY.md 2.1).
+    from ``Sigma_0 = m_0 1 1^T`` (``w_{-1} = w_0``). It is evaluated by binary powering
+    (precomputed ``M^{2^j}`` and their accumulated noise) in double-double arithmetic, with
+    ``a`` itself formed in double-double, vectorised over coordinates x requested steps, in
+    O(d n_steps log T_max) work, with no special case for double roots, ``lambda = 0`` or
+    unstable parameters. Float64 powering would lose up to ~1e-5 relative near the double
+    roots of Polyak's parameters (``kappa = 1e4``, ``t ~ 3000``); this is float64-accurate
+    (~1e-13, tests/test_theory_momentum_accuracy.py). With ``noise_var = 0`` and
+    ``m0 = e0**2`` this is the exact deterministic heavy-ball curve
+    (``x_t = p_t(lambda) x_0``, THEORY.md 2.1).
 
     Parameters
     ----------
@@ -95,7 +98,7 @@ def heavy_ball_exact_quadratic(
     c = a * a * s2
     w = 0.5 * lam if quantity == "f_gap" else np.ones_like(lam)
     amat = 1.0 + beta - a * lam
-    values = second_moment_path(amat, beta, m0, c, t, w)
+    values = second_moment_path(_hb_coefficient(lam, a, beta), beta, m0, c, t, w)
     eps = np.finfo(float).eps
     radius = _root_radius(amat, beta, eps * (1.0 + abs(beta) + a * lam), eps * abs(beta))
     active = (w != 0) & ((m0 != 0) | (c != 0))

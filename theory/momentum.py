@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._recurrence import two_term_at
+from ._recurrence import DD, dd_add, dd_neg, two_prod, two_sum, two_term_at, two_term_at_float
 from .conditions import (
     Conditions,
     Curve,
@@ -72,6 +72,15 @@ def _hb_radius(lam: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     eps = np.finfo(float).eps
     err_a = eps * (1.0 + abs(beta) + alpha * lam)
     return _root_radius(1.0 + beta - alpha * lam, beta, err_a, eps * abs(beta))
+
+
+def _hb_coefficient(lam: np.ndarray, alpha: float | np.ndarray, beta: float) -> DD:
+    """``a = 1 + beta - alpha lam`` in double-double (exact up to 2^-104 relative): rounding
+    ``a`` to float64 moves a double root by ~sqrt(eps) and the curve by ~t^2 eps."""
+    lam = np.asarray(lam, dtype=float)
+    h = two_prod(np.asarray(alpha, dtype=float), lam)
+    one_plus_beta = two_sum(np.float64(1.0), np.float64(beta))
+    return dd_add(one_plus_beta, dd_neg(h))
 
 
 def two_term_spectral_radius(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
@@ -159,8 +168,9 @@ def heavy_ball_polynomial(
     """Heavy ball's residual polynomial ``p_t(lambda)`` with ``e_t = p_t(lambda) e_0``.
 
     ``p_{t+1} = (1 + beta - alpha lambda) p_t - beta p_{t-1}``, ``p_0 = p_{-1} = 1``
-    (``w_{-1} = w_0``). ``t`` and ``lam`` broadcast. Exact (binary powering of the 2x2 matrix,
-    O(size log t)); overflow gives inf/NaN for unstable parameters.
+    (``w_{-1} = w_0``). ``t`` and ``lam`` broadcast. Exact (binary powering of the 2x2 matrix
+    in double-double arithmetic, O(size log t), float64-accurate also at double roots);
+    overflow gives inf/NaN for unstable parameters.
 
     Source: THEORY.md 2.1.
     """
@@ -170,7 +180,7 @@ def heavy_ball_polynomial(
         raise ValueError("lam contains negative or non-finite values: allowed [0, inf)")
     alpha = check_positive("alpha", alpha)
     beta = check_real("beta", beta)
-    return two_term_at(1.0 + beta - alpha * lam, beta, t)
+    return two_term_at(_hb_coefficient(lam, alpha, beta), beta, t)
 
 
 def heavy_ball_quadratic(
@@ -192,6 +202,8 @@ def heavy_ball_quadratic(
     The maximum is taken on a uniform grid of ``n_grid`` points including both endpoints,
     then refined on 129 points between the neighbours of the best grid point (so the sup
     is matched to high relative accuracy unless ``t`` is comparable to ``64 * n_grid``).
+    The search uses float64 powering; the value at the maximiser found is then evaluated
+    exactly (:func:`heavy_ball_polynomial`).
 
     Valid for all parameters (it is an identity over the class), so always ``applicable``;
     when unstable the values grow. ``rate`` = squared :func:`heavy_ball_asymptotic_rate`
@@ -252,21 +264,23 @@ def _worst_case(
     with np.errstate(over="ignore", invalid="ignore"):
         for s in range(0, steps.size, rows):
             tt = steps[s : s + rows, None]
-            p2 = two_term_at(1.0 + beta - alpha * grid[None, :], beta, tt) ** 2
+            p2 = two_term_at_float(1.0 + beta - alpha * grid[None, :], beta, tt) ** 2
             p2 = np.where(np.isnan(p2), np.inf, p2)
             k = np.argmax(p2, axis=1)
             lo = grid[np.maximum(k - 1, 0)]
             hi = grid[np.minimum(k + 1, n_grid - 1)]
             lam = lo[:, None] + (hi - lo)[:, None] * local[None, :]
-            q2 = two_term_at(1.0 + beta - alpha * lam, beta, tt) ** 2
+            q2 = two_term_at_float(1.0 + beta - alpha * lam, beta, tt) ** 2
             q2 = np.where(np.isnan(q2), np.inf, q2)
             kk = np.argmax(q2, axis=1)
             rows_idx = np.arange(tt.shape[0])
             g_best = p2[rows_idx, k]
             l_best = q2[rows_idx, kk]
             use_local = l_best > g_best
-            best[s : s + rows] = np.where(use_local, l_best, g_best)
-            arg[s : s + rows] = np.where(use_local, lam[rows_idx, kk], grid[k])
+            found = np.where(use_local, lam[rows_idx, kk], grid[k])
+            value = two_term_at(_hb_coefficient(found, alpha, beta), beta, tt[:, 0]) ** 2
+            best[s : s + rows] = np.where(np.isnan(value), np.inf, value)
+            arg[s : s + rows] = found
     return best, arg
 
 

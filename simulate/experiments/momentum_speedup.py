@@ -60,13 +60,13 @@ RATE_WINDOW = 0.5
 #: measured vs exact, GD: the runner's product (1 − αλ)·e and the theory's power (1 − αλ)^t
 #: differ by a few ulps per step, ≤ ~1e-11 relative over 6·10⁴ steps
 GD_EXACT_RTOL = 1e-9
-#: measured vs exact, momentum methods. The runner's forward recurrence is accurate to ~1e-12
-#: (checked against 40-digit arithmetic), but the theory evaluates the 2×2 recurrence by binary
-#: powering of its matrix, whose entries cancel near the double root at μ (entries ~ t r^t,
-#: result ~ (1 + (1 − r) t) r^t): its relative error grows to 1.4e-7 at κ = 10⁴, t ≈ 2500
-#: (8e-7 at t = 25√κ), against 40-digit arithmetic. The allowance is that evaluation error,
-#: not a property of the runs; see the lead's notes for a stable closed form.
-MOMENTUM_EXACT_RTOL = 1e-5
+#: measured vs exact, momentum methods. The theory evaluates the 2×2 recurrence by binary
+#: powering in double-double arithmetic, float64-accurate (≤ 1e-15 relative against 50-digit
+#: arithmetic at κ = 10⁴, t ≤ 3000; tests/test_theory_momentum_accuracy.py). What remains is
+#: the runner's forward-recurrence rounding, amplified near the double roots at μ and L
+#: (growth ~ t·r^t): at most 8e-12 relative here (heavy ball, κ = 10⁴, t ≈ 2500), so 1e-9
+#: leaves a factor > 100.
+MOMENTUM_EXACT_RTOL = 1e-9
 
 SERIES = {  # key → (method, series label)
     "hb": ("heavy_ball", "heavy ball (Polyak)"),

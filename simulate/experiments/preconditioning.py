@@ -34,11 +34,10 @@ from theory import jacobi_preconditioner, precond_gd, sgd_exact_quadratic
 
 from ..methods import get_method
 from ..noise import IsotropicGaussianNoise
-from ..problems import QuadraticProblem
-from ..problems._common import CastingProblem, haar_orthogonal, host_rng, validated_point
+from ..problems import DenseQuadraticProblem, QuadraticProblem
+from ..problems._common import haar_orthogonal, host_rng
 from ..recording import record_steps
 from ..runner import run
-from ..validation import check_finite
 from ..verdicts import (
     Verdict,
     fit_loglog_slope,
@@ -64,75 +63,6 @@ NO_ADAPTIVE_RATE = "no tight rate exists for adaptive methods (THEORY §3)"
 
 LABELS = {"none": "no preconditioner (R = I)", "jacobi": "Jacobi R = diag(A)⁻¹",
           "exact": "exact R = A⁻¹, α = 1"}
-
-
-class DenseQuadratic(CastingProblem):
-    """f(w) = ½ (w − w*)ᵀ A (w − w*) + f* for a given symmetric positive definite A.
-
-    Parameters
-    ----------
-    A
-        Symmetric positive definite (d, d) matrix (symmetrised; asymmetry > 1e-12 relative
-        raises).
-    w_star, f_star
-        Minimiser (default zeros) and minimum.
-
-    Notes
-    -----
-    Constants (exact up to the eigensolver's rounding): L = λ_max(A), μ = λ_min(A) (a quadratic
-    is L-smooth and μ-strongly convex with exactly its extreme eigenvalues, THEORY.md §1).
-    :class:`~simulate.problems.QuadraticProblem` builds A = Q diag(λ) Qᵀ from a spectrum law and
-    a Haar Q; this class takes any A (here a diagonally scaled one).
-    """
-
-    name = "dense_quadratic"
-    _device_arrays = ("_A", "_w_star_dev")
-
-    def __init__(self, A: Any, w_star: Any = None, f_star: float = 0.0) -> None:
-        A = np.asarray(A, dtype=np.float64)
-        if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1:
-            raise ValueError(f"A has shape {A.shape}: allowed a square (d, d) matrix, d ≥ 1")
-        if not np.all(np.isfinite(A)):
-            raise ValueError("A contains non-finite values: allowed finite real numbers")
-        scale = max(float(np.abs(A).max()), 1e-300)
-        if float(np.abs(A - A.T).max()) > 1e-12 * scale:
-            raise ValueError("A is not symmetric: allowed |A − Aᵀ| ≤ 1e-12·max|A|")
-        A = 0.5 * (A + A.T)
-        lam = np.linalg.eigvalsh(A)
-        if lam[0] <= 0:
-            raise ValueError(f"A has eigenvalue {lam[0]!r}: allowed positive definite")
-        d = A.shape[0]
-        self.dim = d
-        self.L = float(lam[-1])
-        self.mu = float(lam[0])
-        self.eigenvalues = lam
-        self.f_star = check_finite("f_star", f_star)
-        self.w_star = validated_point("w_star", w_star, d)
-        self.convex = True
-        self.strongly_convex = True
-        self._A = A
-        self._w_star_dev = self.w_star.copy()
-
-    def hessian_matrix(self) -> np.ndarray:
-        """A on the host, shape (d, d)."""
-        return self._A.copy() if isinstance(self._A, np.ndarray) else self._A.get()
-
-    def f_gap(self, w: Any) -> Any:
-        """½ eᵀ A e with e = w − w*, shape (...)."""
-        e = w - self._arr("_w_star_dev", w.dtype)
-        return 0.5 * (e * (e @ self._arr("_A", w.dtype))).sum(axis=-1)
-
-    def value(self, w: Any) -> Any:
-        return self.f_gap(w) + w.dtype.type(self.f_star)
-
-    def grad(self, w: Any) -> Any:
-        """A (w − w*) (row form (w − w*) @ A; A symmetric), shape (..., d)."""
-        return (w - self._arr("_w_star_dev", w.dtype)) @ self._arr("_A", w.dtype)
-
-    def describe(self) -> dict[str, Any]:
-        out = super().describe()
-        out.update({"spectrum": "dense", "rotated": True})
-        return out
 
 
 def _scaled_matrix(d: int, kappa_lambda: float, kappa_d: float, seed: int) -> np.ndarray:
@@ -168,7 +98,7 @@ def build(ctx: Context) -> ExperimentResult:
     out = ResultBuilder(NAME)
     problems = [
         ("diagonal", QuadraticProblem(dim=d, L=1.0, mu=1.0 / p["kappa"], spectrum="log-uniform")),
-        ("scaled", DenseQuadratic(_scaled_matrix(d, p["kappa_lambda"], p["kappa_D"],
+        ("scaled", DenseQuadraticProblem(_scaled_matrix(d, p["kappa_lambda"], p["kappa_D"],
                                                  p["matrix_seed"]))),
         ("rotated", QuadraticProblem(dim=d, L=1.0, mu=1.0 / p["kappa"], spectrum="log-uniform",
                                      rotated=True, seed=p["matrix_seed"])),

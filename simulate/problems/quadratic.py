@@ -1,9 +1,13 @@
-"""Quadratics with a prescribed spectrum: f(w) = ½ (w − w*)ᵀ A (w − w*) + f*.
+"""Quadratics f(w) = ½ (w − w*)ᵀ A (w − w*) + f*.
 
-A = Q diag(λ) Qᵀ with Q = I (diagonal) or a Haar-random orthogonal matrix (rotated). The
-spectrum laws put the d − n_zero nonzero eigenvalues in [μ, L] and contain μ and L exactly, so
-the constants are exact: L = λ_max, μ = λ_min (nonzero). With n_zero > 0 zero eigenvalues the
-function is PL(μ) but not strongly convex (THEORY.md §5; Karimi–Nutini–Schmidt 2016).
+:class:`QuadraticProblem`: A = Q diag(λ) Qᵀ with Q = I (diagonal) or a Haar-random orthogonal
+matrix (rotated). The spectrum laws put the d − n_zero nonzero eigenvalues in [μ, L] and
+contain μ and L exactly, so the constants are exact: L = λ_max, μ = λ_min (nonzero). With
+n_zero > 0 zero eigenvalues the function is PL(μ) but not strongly convex (THEORY.md §5;
+Karimi–Nutini–Schmidt 2016).
+
+:class:`DenseQuadraticProblem`: any given symmetric positive definite A (e.g. a diagonally
+scaled one for preconditioning, THEORY.md §3); L and μ are its extreme eigenvalues.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..validation import check_choice, check_int, check_positive, check_range
+from ..validation import check_choice, check_finite, check_int, check_positive, check_range
 from ._common import (
     CastingProblem,
     check_finite_array,
@@ -22,7 +26,7 @@ from ._common import (
     validated_point,
 )
 
-__all__ = ["SPECTRUM_LAWS", "QuadraticProblem", "spectrum"]
+__all__ = ["SPECTRUM_LAWS", "DenseQuadraticProblem", "QuadraticProblem", "spectrum"]
 
 #: the spectrum laws of :func:`spectrum`
 SPECTRUM_LAWS = ("log-uniform", "uniform", "two-point", "power-law")
@@ -250,3 +254,92 @@ def _spectrum_for(law: str, m: int, L: float, mu: float) -> np.ndarray:
         raise ValueError(f"mu={mu!r} is not allowed when dim − n_zero = 1: allowed mu == L "
                          f"({L!r}) (a single nonzero eigenvalue)")
     return spectrum(law, m, L, mu)
+
+
+class DenseQuadraticProblem(CastingProblem):
+    """f(w) = ½ (w − w*)ᵀ A (w − w*) + f* for a given symmetric positive definite A.
+
+    Parameters
+    ----------
+    A
+        Symmetric positive definite (d, d) matrix, d ≥ 1 (symmetrised as ½(A + Aᵀ); an
+        asymmetry |A − Aᵀ| > 1e-12·max|A| raises).
+    w_star, f_star
+        Minimiser (default zeros) and minimum.
+
+    Notes
+    -----
+    Constants (exact up to the symmetric eigensolver's rounding, ~d·ε·‖A‖): L = λ_max(A),
+    μ = λ_min(A) — a quadratic is L-smooth and μ-strongly convex with exactly its extreme
+    eigenvalues, attained along the corresponding eigenvectors (THEORY.md §1).
+    :class:`QuadraticProblem` builds A = Q diag(λ) Qᵀ from a spectrum law and a Haar Q; this
+    class takes any A. Evaluation is dense: f − f* = ½ Σ (e ⊙ (e A)), ∇f = e A with
+    e = w − w* in row form, O(d²) per point; the arrays follow the input's dtype.
+    ``hessian_sqrt_apply`` uses A^{1/2} = V diag(√λ) Vᵀ from the eigendecomposition (for
+    :class:`~simulate.noise.CurvatureAlignedNoise`). Host attributes: ``eigenvalues``
+    (ascending, ``numpy.linalg.eigvalsh``; L and μ are its ends) and ``eigenvectors``
+    (columns, ``numpy.linalg.eigh``).
+    """
+
+    name = "dense_quadratic"
+    _device_arrays = ("_A", "_sqrt_A", "_w_star_dev")
+
+    def __init__(self, A: Any, w_star: Any = None, f_star: float = 0.0) -> None:
+        A = np.asarray(A, dtype=np.float64)
+        if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1:
+            raise ValueError(f"A has shape {A.shape}: allowed a square (d, d) matrix, d ≥ 1")
+        if not np.all(np.isfinite(A)):
+            raise ValueError("A contains non-finite values: allowed finite real numbers")
+        scale = max(float(np.abs(A).max()), 1e-300)
+        if float(np.abs(A - A.T).max()) > 1e-12 * scale:
+            raise ValueError("A is not symmetric: allowed |A − Aᵀ| ≤ 1e-12·max|A|")
+        A = 0.5 * (A + A.T)
+        lam = np.linalg.eigvalsh(A)  # eigh's values can differ in the last bits
+        if lam[0] <= 0:
+            raise ValueError(f"A has eigenvalue {lam[0]!r}: allowed positive definite")
+        d = A.shape[0]
+        self.dim = d
+        self.L = float(lam[-1])
+        self.mu = float(lam[0])
+        self.eigenvalues = lam
+        self.hessian_trace = float(np.trace(A))
+        self.f_star = check_finite("f_star", f_star)
+        self.w_star = validated_point("w_star", w_star, d)
+        self.convex = True
+        self.strongly_convex = True
+        self._A = A
+        lam_v, vec = np.linalg.eigh(A)
+        self.eigenvectors = vec  # columns, in the order of ``eigenvalues`` (ascending)
+        sqrt_A = (vec * np.sqrt(lam_v)) @ vec.T
+        self._sqrt_A = 0.5 * (sqrt_A + sqrt_A.T)
+        self._w_star_dev = self.w_star.copy()
+
+    def hessian_matrix(self) -> np.ndarray:
+        """A on the host, shape (d, d)."""
+        return self._A.copy() if isinstance(self._A, np.ndarray) else self._A.get()
+
+    def hessian_diag(self) -> np.ndarray:
+        """diag(A) on the host (Jacobi preconditioning)."""
+        return np.diag(self.hessian_matrix()).copy()
+
+    def f_gap(self, w: Any) -> Any:
+        """½ eᵀ A e with e = w − w*, shape (...)."""
+        e = w - self._arr("_w_star_dev", w.dtype)
+        return 0.5 * (e * (e @ self._arr("_A", w.dtype))).sum(axis=-1)
+
+    def value(self, w: Any) -> Any:
+        """f(w) = ½ (w − w*)ᵀ A (w − w*) + f*, shape (...)."""
+        return self.f_gap(w) + w.dtype.type(self.f_star)
+
+    def grad(self, w: Any) -> Any:
+        """A (w − w*) (row form (w − w*) @ A; A symmetric), shape (..., d)."""
+        return (w - self._arr("_w_star_dev", w.dtype)) @ self._arr("_A", w.dtype)
+
+    def hessian_sqrt_apply(self, z: Any) -> Any:
+        """A^{1/2} z for z shaped (..., d) (row form z @ A^{1/2}; A^{1/2} symmetric)."""
+        return z @ self._arr("_sqrt_A", z.dtype)
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out.update({"spectrum": "dense", "rotated": True})
+        return out
