@@ -578,9 +578,9 @@ def _noise_scale(ctx: Context, out: ResultBuilder, *, d: int, d_sim: int, target
             continue
         out.add_verdict(matches_verdict(NAME, cfg, pts[use], mean[use], se[use],
                                         exact[key][use], check=check))
-        out.add_points("B_noise_over_training", f"{key} (d = {d_sim}, two-batch)", "measured",
+        out.add_points("B_noise_two_batch", f"{key} (d = {d_sim}, two-batch)", "measured",
                        pts[use], mean[use], stderr=se[use], x_label=xl, y_label="noise scale")
-        out.add_points("B_noise_over_training", f"{key} (d = {d_sim}, two-batch)", "exact",
+        out.add_points("B_noise_two_batch", f"{key} (d = {d_sim}, two-batch)", "exact",
                        pts[use], exact[key][use], x_label=xl, y_label="noise scale")
     tr_h2_sim = tr_h2
     h = hs
