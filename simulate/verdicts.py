@@ -33,7 +33,9 @@ __all__ = [
     "matches_verdict",
     "not_applicable",
     "rate_verdict",
+    "ratio_verdict",
     "scaling_verdict",
+    "slope_tolerance",
     "fit_loglog_slope",
     "fit_log_rate",
 ]
@@ -262,3 +264,104 @@ def scaling_verdict(
     ratio = slope / predicted_slope if predicted_slope else math.nan
     return Verdict(experiment, check, config, slope, predicted_slope, ratio, tolerance,
                    "pass" if passed else "fail", detail)
+
+
+def slope_tolerance(x: np.ndarray, mean: np.ndarray, stderr: np.ndarray,
+                    delta: float = FAMILY_DELTA) -> float:
+    """Largest error of a fitted log–log slope that the sampling error of the means can cause.
+
+    Use with :func:`scaling_verdict` when the predicted slope is the *same* least-squares fit
+    applied to the exact expectations ``E_k`` at the same ``x_k`` (so there is no model
+    error and the whole difference is sampling error).
+
+    Margin logic. The least-squares slope is linear in ``log y``:
+    ``slope(y) = Σ_k c_k log y_k`` with ``c_k = (u_k − ū)/Σ_j (u_j − ū)²``, ``u = log x``.
+    With probability ≥ 1 − δ every mean lies within ``z·se_k`` of its expectation
+    (``z = Φ⁻¹(1 − δ/(2K))``: Bonferroni over the K points, two-sided), and then, with
+    ``ρ_k = z·se_k/mean_k < 1``, ``log E_k ∈ [log mean_k + log(1 − ρ_k),
+    log mean_k + log(1 + ρ_k)]``, so ``|log mean_k − log E_k| ≤ −log(1 − ρ_k)`` and
+
+    ``|slope(mean) − slope(E)| ≤ Σ_k |c_k| · (−log(1 − ρ_k))``
+
+    whatever the correlation between the points (they may share replicates). This is the
+    returned tolerance: conservative, and the whole allowance.
+
+    Parameters
+    ----------
+    x : array (K,)
+        Abscissae, > 0.
+    mean, stderr : array (K,)
+        Measured means (> 0) and their standard errors.
+    delta
+        Family-wise false-alarm probability (default the verdicts' δ).
+
+    Returns
+    -------
+    float
+        The tolerance on the slope.
+
+    Notes
+    -----
+    ``ρ_k`` is capped at 0.999 (a per-point allowance of at most ``−log(0.001) ≈ 6.9``) so
+    the result stays finite; where a point has ``z·se_k ≥ mean_k`` its expectation is not
+    bounded away from 0, the interval is unbounded and the returned value is then *not* a
+    (1 − δ) bound. Callers should use enough replicates that ``z·se_k < mean_k`` everywhere.
+    """
+    u = np.log(np.asarray(x, float))
+    c = (u - u.mean()) / np.sum((u - u.mean()) ** 2)
+    z = bonferroni_z(2 * u.size, delta)
+    rel = np.minimum(z * np.asarray(stderr, float) / np.asarray(mean, float), 0.999)
+    return float(np.sum(np.abs(c) * -np.log1p(-rel)))
+
+
+def ratio_verdict(experiment: str, config: str, check: str, num: tuple[float, float],
+                  den: tuple[float, float], predicted: float,
+                  delta: float = FAMILY_DELTA) -> Verdict:
+    """Measured ratio of two independent plateaus (or means) against its exact value.
+
+    Parameters
+    ----------
+    experiment, config, check
+        Verdict labels.
+    num, den
+        ``(value, bound on its standard error)`` of the numerator and of the denominator,
+        estimated from independent runs; values > 0.
+    predicted
+        The exact ratio of the expectations, > 0.
+    delta
+        Family-wise false-alarm probability (default the verdicts' δ).
+
+    Returns
+    -------
+    Verdict
+        ``measured`` = n/d, ``predicted``, ``ratio`` = measured/predicted, ``tolerance`` = the
+        interval's half-width relative to the prediction.
+
+    Notes
+    -----
+    Margin logic: with probability ≥ 1 − δ both estimates lie within ``z·se`` of their
+    expectations (Bonferroni over the two, two-sided: ``z = Φ⁻¹(1 − δ/4)``), and then the
+    ratio of the expectations lies in
+    ``[(n − z·se_n)/(d + z·se_d), (n + z·se_n)/(d − z·se_d)]`` (upper end ``+∞`` when
+    ``d ≤ z·se_d``, i.e. the denominator is not bounded away from 0). The check passes when
+    the predicted ratio lies in that interval, so a true prediction fails with probability
+    ≤ δ (up to the normal approximation of each estimate). "n/a" when an input is not finite,
+    a value or the prediction is not positive, or a standard error is negative.
+    """
+    (n, sn), (d, sd) = num, den
+    vals = (n, sn, d, sd, predicted)
+    if not all(np.isfinite(v) for v in vals) or n <= 0 or d <= 0 or predicted <= 0 \
+            or sn < 0 or sd < 0:
+        return not_applicable(experiment, check, config,
+                              "ratio needs finite positive values, standard errors ≥ 0 and a "
+                              f"positive prediction (got num={num}, den={den}, "
+                              f"predicted={predicted})", predicted=predicted)
+    z = bonferroni_z(4, delta)
+    ratio = n / d
+    lo = (n - z * sn) / (d + z * sd)
+    hi = (n + z * sn) / (d - z * sd) if d > z * sd else np.inf
+    passed = lo <= predicted <= hi
+    detail = (f"measured ratio {ratio:.4g} (interval [{lo:.4g}, {hi:.4g}], z={z:.2f}) vs "
+              f"exact {predicted:.4g}")
+    return Verdict(experiment, check, config, ratio, predicted, ratio / predicted,
+                   (hi - lo) / 2 / predicted, "pass" if passed else "fail", detail)

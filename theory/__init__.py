@@ -42,6 +42,7 @@ from theory.nesterov import (
 )
 from theory.noise_scale import NoiseScale, noise_scale, steps_examples_tradeoff
 from theory.precond import PreconditionedSpectrum, jacobi_preconditioner, precond_gd
+from theory.sampling_exact import sgd_sampled_least_squares_exact
 from theory.sgd import (
     noise_floor_bound,
     per_coordinate_noise_variance,
@@ -54,6 +55,7 @@ from theory.sgd_exact import (
     averaged_sgd_asymptotic,
     averaged_sgd_exact,
     sgd_exact_quadratic,
+    sgd_exact_quadratic_schedule,
     sgd_stationary_quadratic,
 )
 from theory.steps import (
@@ -120,8 +122,10 @@ __all__ = [
     "precond_gd",
     "sgd_diminishing_bound",
     "sgd_exact_quadratic",
+    "sgd_exact_quadratic_schedule",
     "sgd_iterations_to_eps",
     "sgd_nonconvex_bound",
+    "sgd_sampled_least_squares_exact",
     "sgd_pl_constant_bound",
     "sgd_stationary_quadratic",
     "smoothness_constant_1d",

@@ -33,13 +33,12 @@ from ..problems import QuadraticProblem
 from ..recording import record_steps
 from ..runner import run
 from ..verdicts import (
-    Verdict,
-    bonferroni_z,
     fit_loglog_slope,
     floor_verdict,
     holds_verdict,
     matches_verdict,
     not_applicable,
+    ratio_verdict,
 )
 from .base import Context, Experiment, ExperimentResult, Param, ResultBuilder
 from .common import series
@@ -50,41 +49,6 @@ NAME = "noise-models"
 TRANSIENT_RTOL = 2e-3
 QUANTITIES = ("f_gap", "dist2")
 MODELS = ("isotropic", "aligned")
-
-
-def ratio_verdict(experiment: str, config: str, check: str, num: tuple[float, float],
-                  den: tuple[float, float], predicted: float) -> Verdict:
-    """Measured ratio of two independent plateaus against its exact value.
-
-    Parameters
-    ----------
-    experiment, config, check
-        Verdict labels.
-    num, den
-        (plateau, bound on its standard error) of the numerator and the denominator, from
-        independent runs.
-    predicted
-        The exact ratio.
-
-    Returns
-    -------
-    Verdict
-        With probability ≥ 1 − δ both plateaus lie within z·se of their expectations
-        (Bonferroni over the two, two-sided: z = Φ⁻¹(1 − δ/4), δ the verdicts' family δ), so
-        the expected ratio lies in [(n − z·se_n)/(d + z·se_d), (n + z·se_n)/(d − z·se_d)];
-        the check passes when the predicted ratio does. ``tolerance`` reports the interval's
-        half-width relative to the prediction.
-    """
-    z = bonferroni_z(4)
-    (n, sn), (d, sd) = num, den
-    ratio = n / d
-    lo = (n - z * sn) / (d + z * sd)
-    hi = (n + z * sn) / (d - z * sd) if d > z * sd else np.inf
-    passed = lo <= predicted <= hi
-    detail = (f"measured ratio {ratio:.4g} (interval [{lo:.4g}, {hi:.4g}], z={z:.2f}) vs "
-              f"exact {predicted:.4g}")
-    return Verdict(experiment, check, config, ratio, predicted, ratio / predicted,
-                   (hi - lo) / 2 / predicted, "pass" if passed else "fail", detail)
 
 
 def build(ctx: Context) -> ExperimentResult:

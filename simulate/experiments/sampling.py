@@ -20,7 +20,8 @@ Three parts, each about removing or shrinking the constant-step noise floor (THE
    probabilities that a batch holds a given index or pair), c₂ = 1 − c₁; Σ_i r_i a_i = 0
    (normal equations) removes every other cross term. E[f − f*] = ½ tr(HM),
    E‖w − w*‖² = tr M: exact curves and exact floors (the fixed point of the recursion),
-   checked against the measurements. To first order in α the floor is α c₁ σ²(w*)/4 (the
+   checked against the measurements (``theory.sgd_sampled_least_squares_exact``, where the
+   derivation is written out). To first order in α the floor is α c₁ σ²(w*)/4 (the
    additive model's ασ²/(4B) of §4.4 with σ² = σ²(w*)), so sampling without replacement
    lowers it by (n − B)/(n − 1), up to O(α) corrections that the exact ratio includes.
    The additive-model floor F = αLσ²/(2μB) with σ² = σ²(w*)
@@ -50,10 +51,12 @@ from typing import Any
 import numpy as np
 
 from theory import (
+    Curve,
     averaged_sgd_asymptotic,
     averaged_sgd_exact,
     noise_floor_bound,
     sgd_exact_quadratic,
+    sgd_sampled_least_squares_exact,
     svrg_rate,
     without_replacement_sigma2,
 )
@@ -68,10 +71,10 @@ from ..verdicts import (
     holds_verdict,
     matches_verdict,
     not_applicable,
+    ratio_verdict,
 )
 from .base import Context, Experiment, ExperimentResult, Param, ResultBuilder
 from .common import series, steps_to_eps
-from .noise_models import ratio_verdict
 
 NAME = "sampling"
 #: plateau steps: where the exact curve is within this relative distance of its fixed point
@@ -81,84 +84,11 @@ SCHEME_LABEL = {"with_replacement": "with replacement", "without_replacement":
                 "without replacement", "reshuffle": "random reshuffling"}
 
 
-# ----------------------------------------------------------------------------- exact LS moments
-def sampled_ls_exact(
-    problem: FiniteSumLeastSquares,
-    steps: np.ndarray,
-    alpha: float,
-    B: int,
-    scheme: str,
-    e0: np.ndarray,
-) -> dict[str, Any]:
-    """Exact E[f − f*] and E‖w − w*‖² of minibatch SGD on least squares (see module docstring).
-
-    Parameters
-    ----------
-    problem
-        The least-squares finite sum (``A``, ``b``, ``w_star``).
-    steps
-        Steps (0 … T) at which to return the curves.
-    alpha, B
-        Constant step and batch size.
-    scheme
-        ``"with_replacement"`` or ``"without_replacement"`` (fresh batch every step).
-    e0
-        Deterministic start w0 − w*.
-
-    Returns
-    -------
-    dict
-        ``f_gap``, ``dist2`` (arrays like ``steps``), ``floor_f_gap``, ``floor_dist2`` (the
-        fixed point; ``inf`` when the second-moment recursion is unstable) and ``radius``
-        (spectral radius of the recursion's linear part; < 1 ⇔ stable).
-
-    Notes
-    -----
-    M is carried as a d²-vector with the linear map built once as a d² × d² matrix (row-major
-    vec: vec(XMY) = (X ⊗ Yᵀ) vec M), so the antisymmetric part — zero in exact arithmetic —
-    evolves under the true map and rounding cannot excite a spurious mode. TODO(theory): this
-    exact recursion belongs in theory/ (e.g. ``sgd_sampled_least_squares_exact``).
-    """
-    A = np.asarray(problem.A, float)
-    n, d = A.shape
-    if scheme == "with_replacement":
-        c1, c2 = 1.0 / B, (B - 1.0) / B
-    elif scheme == "without_replacement":
-        c1, c2 = (n - B) / (B * (n - 1.0)), n * (B - 1.0) / (B * (n - 1.0))
-    else:
-        raise ValueError(f"scheme={scheme!r}: allowed 'with_replacement' or "
-                         "'without_replacement' (reshuffling has no closed recursion)")
-    r = A @ problem.w_star - problem.b
-    H = A.T @ A / n
-    outer = np.einsum("ij,ik->ijk", A, A).reshape(n, d * d)  # vec(A_i)
-    K = outer.T @ outer / n  # vec K(M) = K vec M
-    J = (outer * r[:, None]).T @ A / n  # vec J(v) = J v
-    S = (outer * (r * r)[:, None]).sum(axis=0) / n
-    eye = np.eye(d)
-    lin = (np.eye(d * d) - alpha * (np.kron(H, eye) + np.kron(eye, H))
-           + alpha**2 * (c1 * K + c2 * np.kron(H, H)))
-    drift = alpha**2 * c1 * 2.0 * J
-    inject = alpha**2 * c1 * S
-    g = np.eye(d) - alpha * H
-    w_f, w_d = 0.5 * H.ravel(), eye.ravel()
-    steps = np.asarray(steps, dtype=np.int64)
-    T = int(steps.max())
-    f_gap, dist2 = np.empty(T + 1), np.empty(T + 1)
-    v = np.asarray(e0, float).copy()
-    x = np.outer(v, v).ravel()
-    with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(T + 1):
-            f_gap[t], dist2[t] = w_f @ x, w_d @ x
-            x = lin @ x + drift @ v + inject
-            v = g @ v
-    radius = float(np.max(np.abs(np.linalg.eigvals(lin))))
-    if radius < 1:
-        x_inf = np.linalg.solve(np.eye(d * d) - lin, inject)
-        floors = (float(w_f @ x_inf), float(w_d @ x_inf))
-    else:
-        floors = (math.inf, math.inf)
-    return {"f_gap": f_gap[steps], "dist2": dist2[steps], "floor_f_gap": floors[0],
-            "floor_dist2": floors[1], "radius": radius}
+def _exact_ls(problem: FiniteSumLeastSquares, rec: np.ndarray, alpha: float, B: int,
+              scheme: str, e0: np.ndarray) -> dict[str, Curve]:
+    """Exact f_gap and dist2 curves of minibatch SGD (theory.sgd_sampled_least_squares_exact)."""
+    return {q: sgd_sampled_least_squares_exact(rec, problem.A, problem.b, alpha, B, scheme, e0, q)
+            for q in ("f_gap", "dist2")}
 
 
 def _steps_on_grid(steps: int, points: int, every: int) -> np.ndarray:
@@ -198,7 +128,7 @@ def build(ctx: Context) -> ExperimentResult:
     rec = _steps_on_grid(p["steps"], p["record_points"], epoch)
     alphas = [a / L for a in p["alpha_L"]]
     plateaus: dict[tuple[str, float], tuple[float, float, float]] = {}
-    exact_wo: dict[float, dict[str, Any]] = {}
+    exact_wo: dict[float, Curve] = {}
     for k, scheme in enumerate(SCHEMES):
         oracle = MinibatchSampling(B=B, scheme=scheme)
         ids = [f"{scheme}, alpha={a:.4g}" for a in alphas]
@@ -219,11 +149,10 @@ def build(ctx: Context) -> ExperimentResult:
             t, mean, se = series(measured, cid, "f_gap")
             if scheme == "reshuffle":
                 ref = exact_wo.get(alpha)
-                if ref is None or not np.isfinite(ref["floor_f_gap"]):
+                if ref is None or not np.isfinite(ref.floor):
                     continue
-                ex_wo = ref["f_gap"][np.searchsorted(rec, t)]
-                settled = np.abs(ex_wo - ref["floor_f_gap"]) <= TRANSIENT_RTOL * ref[
-                    "floor_f_gap"]
+                ex_wo = ref.values[np.searchsorted(rec, t)]
+                settled = np.abs(ex_wo - ref.floor) <= TRANSIENT_RTOL * ref.floor
                 if settled.sum() < 3:
                     out.add_verdict(not_applicable(
                         NAME, "reshuffle plateau below the without-replacement floor", cid,
@@ -234,26 +163,26 @@ def build(ctx: Context) -> ExperimentResult:
                 plateau, plateau_se = float(np.mean(mean[settled])), float(np.max(se[settled]))
                 out.add_verdict(holds_verdict(
                     NAME, cid, t[settled][-1:], np.array([plateau]), np.array([plateau_se]),
-                    np.array([ref["floor_f_gap"]]),
+                    np.array([ref.floor]),
                     check="reshuffle plateau below the without-replacement floor"))
                 plateaus[(scheme, alpha)] = (plateau, plateau_se, math.nan)
                 continue
-            ex = sampled_ls_exact(problem, rec, alpha, B, scheme, e0)
+            ex = _exact_ls(problem, rec, alpha, B, scheme, e0)
             if scheme == "without_replacement":
-                exact_wo[alpha] = ex
+                exact_wo[alpha] = ex["f_gap"]
             for q in ("f_gap", "dist2"):
-                out.add_curve(cid, q, "exact", rec, ex[q], params)
+                out.add_curve(cid, q, "exact", rec, ex[q].values, params)
                 tq, mq, sq = series(measured, cid, q)
                 out.add_verdict(matches_verdict(NAME, cid, tq, mq, sq,
-                                                ex[q][np.searchsorted(rec, tq)],
+                                                ex[q].values[np.searchsorted(rec, tq)],
                                                 check=f"matches exact ({q})"))
-            stationary = ex["floor_f_gap"]
+            stationary = ex["f_gap"].floor
             if not np.isfinite(stationary):
                 out.add_verdict(not_applicable(NAME, "floor", cid, "the second-moment "
                                                f"recursion is unstable (radius "
-                                               f"{ex['radius']:.4g} ≥ 1)"))
+                                               f"{ex['f_gap'].extras['radius']:.4g} ≥ 1)"))
                 continue
-            exv = ex["f_gap"][np.searchsorted(rec, t)]
+            exv = ex["f_gap"].values[np.searchsorted(rec, t)]
             settled = np.abs(exv - stationary) <= TRANSIENT_RTOL * stationary
             if settled.sum() < 3:
                 out.add_verdict(not_applicable(NAME, "floor", cid, "the run is too short for "
@@ -320,13 +249,14 @@ def build(ctx: Context) -> ExperimentResult:
         if np.isfinite(res_sgd.diverged_at[j]) or np.isfinite(res_svrg.diverged_at[j]):
             out.add_verdict(not_applicable(NAME, "SVRG below ε", svrg_ids[j], "diverged"))
             continue
-        ex = sampled_ls_exact(problem, rec_v, eta, 1, "with_replacement", e0)
-        out.add_curve(sgd_ids[j], "f_gap", "exact", rec_v, ex["f_gap"], params)
+        ex = sgd_sampled_least_squares_exact(rec_v, problem.A, problem.b, eta, 1,
+                                             "with_replacement", e0)
+        out.add_curve(sgd_ids[j], "f_gap", "exact", rec_v, ex.values, params)
         t, mean, se = series(meas_sgd, sgd_ids[j], "f_gap")
         out.add_verdict(matches_verdict(NAME, sgd_ids[j], t, mean, se,
-                                        ex["f_gap"][np.searchsorted(rec_v, t)],
+                                        ex.values[np.searchsorted(rec_v, t)],
                                         check="matches exact (f_gap)"))
-        floor = ex["floor_f_gap"]
+        floor = ex.floor
         if not np.isfinite(floor):
             out.add_verdict(not_applicable(NAME, "SVRG below ε", svrg_ids[j],
                                            "SGD's second moments diverge at this step"))
@@ -352,7 +282,7 @@ def build(ctx: Context) -> ExperimentResult:
         out.add_points("cost", f"SGD, η = {eta:.3g}", "measured", cost_sgd[keep_s],
                        mean[keep_s], stderr=se[keep_s], **common)
         out.add_points("cost", f"SGD, η = {eta:.3g}", "exact", cost_sgd[keep_s],
-                       ex["f_gap"][np.searchsorted(rec_v, t)][keep_s], **common)
+                       ex.values[np.searchsorted(rec_v, t)][keep_s], **common)
         out.add_points("cost", f"SVRG, η = {eta:.3g}", "measured", cost_svrg[keep_v],
                        ms[keep_v], stderr=ss[keep_v], **common)
         hit = steps_to_eps(ts, ms, eps)

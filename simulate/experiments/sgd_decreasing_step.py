@@ -11,12 +11,13 @@ Compared:
   iterate w_s = the lab's w_{s−1}, ν = max(β²Lσ²/(2B(βμ − 1)), (γ + 1)Δ₀), valid for
   β > 1/μ, γ > 0 and α₁ = β/(γ + 1) ≤ 1/L; a configuration with βμ < 1 shows the "n/a";
 * exact expectation: the coordinate recursion m_{t+1,i} = (1 − α_t λ_i)² m_{t,i} + α_t² s²
-  (THEORY §4.4's identity, which holds step by step for any schedule) evaluated by a short
-  loop over t, vectorised over i — the measured mean must equal it within its confidence
-  interval at every recorded step;
+  (THEORY §4.4's identity, which holds step by step for any schedule;
+  ``theory.sgd_exact_quadratic_schedule``) — the measured mean must equal it within its
+  confidence interval at every recorded step;
 * rate: the log–log slope of the tail against γ + t + 1 (THEORY's γ + s), predicted by the
   same fit on the exact curve: → −1 when 2βλ_min > 1 (the bias decays like t^(−2βλ_i), the
-  noise part like β²s²/((2βλ_i − 1)t)), → −2βμ when 2βμ < 1.
+  noise part like β²s²/((2βλ_i − 1)t)), → −2βμ when 2βμ < 1; the tolerance is
+  ``simulate.verdicts.slope_tolerance`` (the sampling error of the means, Bonferroni).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import math
 
 import numpy as np
 
-from theory import sgd_diminishing_bound
+from theory import sgd_diminishing_bound, sgd_exact_quadratic_schedule
 
 from ..methods import get_method
 from ..noise import IsotropicGaussianNoise
@@ -34,12 +35,12 @@ from ..recording import record_steps
 from ..runner import run
 from ..schedules import Schedule
 from ..verdicts import (
-    bonferroni_z,
     fit_loglog_slope,
     holds_verdict,
     matches_verdict,
     not_applicable,
     scaling_verdict,
+    slope_tolerance,
 )
 from .base import Context, Experiment, ExperimentResult, Param, ResultBuilder
 from .common import series
@@ -47,79 +48,6 @@ from .common import series
 NAME = "sgd-decreasing-step"
 #: the slope is fitted over recorded steps t ≥ TAIL_FROM · T (more than a decade of γ + t)
 TAIL_FROM = 0.05
-
-
-def sgd_exact_quadratic_schedule(
-    steps: np.ndarray,
-    eigenvalues: np.ndarray,
-    alphas: np.ndarray,
-    noise_var: float | np.ndarray,
-    m0: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """Exact E[f − f*] and E‖w − w*‖² of SGD with a step schedule on a diagonal quadratic.
-
-    ``m_{t+1,i} = (1 − α_t λ_i)² m_{t,i} + α_t² s_i²`` (THEORY §4.4: the identity holds for
-    each step separately, so it holds for any deterministic schedule α_0, α_1, …), with
-    ``E Δ_t = ½ Σ_i λ_i m_{t,i}`` and ``E‖e_t‖² = Σ_i m_{t,i}``; additive noise with
-    ``Cov ξ = diag(s_i²)`` independent across steps (any distribution).
-
-    Parameters
-    ----------
-    steps : array of int
-        Steps (0 ≤ t ≤ len(alphas)) at which to return the values.
-    eigenvalues : array (d,)
-        λ_i ≥ 0.
-    alphas : array (T,)
-        α_t for t = 0 … T − 1 (the step from w_t to w_{t+1}).
-    noise_var : float or array (d,)
-        s_i².
-    m0 : array (d,)
-        E e_{0,i}².
-
-    Returns
-    -------
-    dict
-        ``{"f_gap": …, "dist2": …}``, each shaped like ``steps``.
-
-    Notes
-    -----
-    TODO(theory): this belongs in theory/ as ``sgd_exact_quadratic_schedule`` next to
-    :func:`theory.sgd_exact_quadratic` (the constant-step closed form, which it reproduces
-    for a constant schedule).
-    """
-    steps = np.asarray(steps, dtype=np.int64)
-    lam = np.asarray(eigenvalues, float)
-    alphas = np.asarray(alphas, float)
-    s2 = np.broadcast_to(np.asarray(noise_var, float), lam.shape)
-    m = np.array(np.broadcast_to(np.asarray(m0, float), lam.shape))
-    if steps.min() < 0 or steps.max() > alphas.size:
-        raise ValueError(f"steps must lie in [0, {alphas.size}]: got [{steps.min()}, "
-                         f"{steps.max()}]")
-    f_gap = np.empty(alphas.size + 1)
-    dist2 = np.empty(alphas.size + 1)
-    f_gap[0], dist2[0] = 0.5 * lam @ m, m.sum()
-    for t, a in enumerate(alphas):
-        m = (1.0 - a * lam) ** 2 * m + a * a * s2
-        f_gap[t + 1], dist2[t + 1] = 0.5 * lam @ m, m.sum()
-    return {"f_gap": f_gap[steps], "dist2": dist2[steps]}
-
-
-def slope_tolerance(x: np.ndarray, mean: np.ndarray, stderr: np.ndarray) -> float:
-    """Largest error of the fitted log–log slope that the sampling error can cause.
-
-    The least-squares slope is ``Σ_k c_k log y_k`` with ``c_k = (u_k − ū)/Σ_j (u_j − ū)²``,
-    ``u = log x``. With probability ≥ 1 − δ every mean is within ``z·se_k`` of its
-    expectation (Bonferroni over the K points, two-sided, δ = the verdicts' family δ), so
-    ``|log mean_k − log E_k| ≤ −log(1 − z·se_k/mean_k)`` and the slope moves by at most
-    ``Σ_k |c_k| · (−log(1 − z·se_k/mean_k))`` whatever the correlation between the steps
-    (they share replicates). Conservative; it is the whole allowance (the predicted slope is
-    the same fit on the exact curve, so there is no model error).
-    """
-    u = np.log(np.asarray(x, float))
-    c = (u - u.mean()) / np.sum((u - u.mean()) ** 2)
-    z = bonferroni_z(2 * u.size)
-    rel = np.minimum(z * np.asarray(stderr, float) / np.asarray(mean, float), 0.999)
-    return float(np.sum(np.abs(c) * -np.log1p(-rel)))
 
 
 def build(ctx: Context) -> ExperimentResult:
@@ -162,7 +90,8 @@ def build(ctx: Context) -> ExperimentResult:
 
         for j, (B, cid) in enumerate(zip(batches, ids, strict=True)):
             s2 = sigma2 / (d * B)
-            exact = sgd_exact_quadratic_schedule(rec, lam, alphas, s2, e0**2)
+            exact = {q: sgd_exact_quadratic_schedule(rec, lam, alphas, s2, e0**2, q).values
+                     for q in ("f_gap", "dist2")}
             # THEORY's w_s is the lab's w_{s−1}: evaluate the bound at s = t + 1, Δ₁ = Δ₀(lab)
             bound = sgd_diminishing_bound(rec + 1, L=L, mu=mu, sigma2=sigma2, B=B, beta=beta,
                                           gamma=gamma, delta1=delta0)
