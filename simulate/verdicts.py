@@ -215,6 +215,9 @@ def floor_verdict(
     bound's looseness factor bound/exact.
     """
     tail_means = np.asarray(tail_means, float)
+    if tail_means.size == 0 or not np.all(np.isfinite(tail_means)) or not np.isfinite(exact):
+        return not_applicable(experiment, check, config, "no settled tail step with a finite "
+                              "measurement, or no finite exact value", predicted=exact)
     plateau = float(np.mean(tail_means))
     se = float(np.max(np.nan_to_num(np.asarray(tail_stderrs, float), nan=0.0)))
     z = bonferroni_z(2, delta)

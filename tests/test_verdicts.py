@@ -157,11 +157,12 @@ def test_floor_pass_and_fail() -> None:
     assert floor_verdict("e", "c", np.full(8, exact), se, exact, math.nan).status == "pass"
 
 
-def test_floor_has_no_na_path_and_never_passes_on_nan() -> None:
-    """floor_verdict has no "n/a" outcome: callers emit not_applicable themselves when the
-    plateau has not settled (the experiments do). A NaN plateau must not pass."""
-    v = floor_verdict("e", "c", np.full(5, np.nan), np.full(5, 0.1), 0.2, 0.5)
-    assert v.status == "fail"
+def test_floor_without_a_measurement_is_not_applicable_never_pass() -> None:
+    """An empty or NaN plateau, or a non-finite exact value, cannot be compared: n/a."""
+    for means, exact in ((np.full(5, np.nan), 0.2), (np.array([]), 0.2),
+                         (np.full(5, 0.2), math.nan)):
+        v = floor_verdict("e", "c", means, np.full(means.size, 0.1), exact, 0.5)
+        assert v.status == "n/a" and v.detail.startswith("not applicable:")
 
 
 # --------------------------------------------------------------------------- scaling
