@@ -19,6 +19,9 @@ in deterministic (R = 1, stderr = 0) comparisons.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -31,6 +34,8 @@ __all__ = [
     "floor_verdict",
     "holds_verdict",
     "matches_verdict",
+    "measured_dtype",
+    "rounding_rtol",
     "not_applicable",
     "rate_verdict",
     "ratio_verdict",
@@ -60,6 +65,40 @@ class Verdict:
 
     def as_row(self) -> dict:
         return asdict(self)
+
+
+#: the floating type the compared measurements were computed in (set by run_experiment)
+_MEASURED_DTYPE: ContextVar[str] = ContextVar("measured_dtype", default="float64")
+
+
+@contextmanager
+def measured_dtype(dtype: str) -> Iterator[None]:
+    """Declare the dtype of the measurements the verdicts inside the block compare.
+
+    The rounding allowance of :func:`holds_verdict` and :func:`matches_verdict` is then at
+    least 1000 ulps of that dtype (``rounding_rtol``), and comparisons without any sampling
+    noise (every standard error 0: deterministic runs), which check agreement to rounding
+    level, are "n/a" below float64 — a float32 run cannot show agreement to 1e-9.
+    """
+    token = _MEASURED_DTYPE.set(str(dtype))
+    try:
+        yield
+    finally:
+        _MEASURED_DTYPE.reset(token)
+
+
+def rounding_rtol(rtol: float) -> float:
+    """``rtol`` raised to at least 1000 ulps of the measured dtype (no change in float64)."""
+    return max(float(rtol), 1e3 * float(np.finfo(_MEASURED_DTYPE.get()).eps))
+
+
+def _deterministic_below_float64(experiment: str, check: str, config: str,
+                                 stderr: np.ndarray) -> Verdict | None:
+    dtype = _MEASURED_DTYPE.get()
+    if dtype != "float64" and not np.any(np.nan_to_num(stderr, nan=0.0) > 0):
+        return not_applicable(experiment, check, config, "a deterministic comparison to "
+                              f"rounding level needs float64; this run is {dtype}")
+    return None
 
 
 def bonferroni_z(n_tests: int, delta: float = FAMILY_DELTA) -> float:
@@ -97,6 +136,10 @@ def holds_verdict(
     if not ok.any():
         return not_applicable(experiment, check, config, "no step where bound and measurement "
                               "are both available")
+    na = _deterministic_below_float64(experiment, check, config, stderr[ok])
+    if na is not None:
+        return na
+    rtol = rounding_rtol(rtol)
     z = bonferroni_z(int(ok.sum()), delta)
     se = np.nan_to_num(stderr[ok], nan=0.0)
     ucl = mean[ok] + z * se
@@ -138,6 +181,10 @@ def matches_verdict(
     if not ok.any():
         return not_applicable(experiment, check, config, "no step with both a measurement and "
                               "an exact value")
+    na = _deterministic_below_float64(experiment, check, config, stderr[ok])
+    if na is not None:
+        return na
+    rtol = rounding_rtol(rtol)
     z = bonferroni_z(2 * int(ok.sum()), delta)
     se = np.nan_to_num(stderr[ok], nan=0.0)
     margin = z * se + rtol * np.abs(exact[ok])

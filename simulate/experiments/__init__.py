@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..validation import check_choice, check_int
+from ..verdicts import measured_dtype
 from .base import Context, Experiment, ExperimentResult
 
 __all__ = ["CATALOGUE", "EXPERIMENT_MODULES", "get_experiment", "run_experiment"]
@@ -67,4 +68,5 @@ def run_experiment(
     params = exp.resolve_params(size, overrides)
     seed = check_int("seed", seed, 0, 2**63 - 1)
     ctx = Context(name, size, params, seed, xp, dtype, progress)
-    return exp.build(ctx)
+    with measured_dtype(dtype):
+        return exp.build(ctx)
