@@ -29,8 +29,11 @@ from .style import (
     GREY,
     SOURCE_STYLE,
     colour_map,
+    ink,
+    needs_outline,
     new_figure,
     quantity_label,
+    readable_log_axis,
     source_legend_handles,
     styled,
 )
@@ -212,29 +215,46 @@ def _share_y(extents: list[tuple[float, float]], log_y: bool) -> bool:
 LEGEND_WRAP = 34
 
 
-def _legend_label(cfgs: list[_Config], panels: list[str] | None = None, log_y: bool = True
-                  ) -> str:
+#: Panel names longer than this are not repeated in legend entries (a note in the panel
+#: says what happened there instead).
+SHORT_PANEL = 16
+
+
+def _legend_label(cfgs: list[_Config], panels: list[str] | None = None, log_y: bool = True,
+                  notes: dict[str, list[str]] | None = None) -> str:
     """Legend text for one label: the label, then what happened to it on indented lines.
 
     ``cfgs`` are the configurations sharing the label (one per panel when the legend is
-    shared); ``panels`` names their panels, to say where each event happened when the
-    steps differ between panels.
+    shared); ``panels`` names their panels. An event (divergence, underflow) that happened
+    in every one of them at the same step is stated once; otherwise, when the panel names
+    are short, each step is listed with its panel; else the legend gives the range of steps
+    and in how many panels, and ``notes[panel]`` receives one line for each panel concerned
+    (drawn there by the caller), so a legend never implies an event where there was none.
     """
     where = panels if panels and len(cfgs) > 1 else [""] * len(cfgs)
+    short = all(len(p) <= SHORT_PANEL for p in where)
 
-    def at(values: list[tuple[float, str]]) -> str:
-        if len({t for t, _ in values}) == 1:
-            return f"t={_fmt_step(values[0][0])}"
-        return ", ".join(f"t={_fmt_step(t)}" + (f" ({p})" if p else "") for t, p in values)
+    def at(values: list[tuple[float, str]], what: str, tail: str = "") -> str:
+        steps = [t for t, _ in values]
+        if len(set(steps)) == 1 and len(values) == len(cfgs):
+            return f"{what} t={_fmt_step(steps[0])}{tail}"
+        if short or notes is None:
+            return (f"{what} " + ", ".join(f"t={_fmt_step(t)}" + (f" ({p})" if p else "")
+                                           for t, p in values) + tail)
+        for t, p in values:
+            notes.setdefault(p, []).append(f"{cfgs[0].label}: {what} t={_fmt_step(t)}{tail}")
+        lo, hi = min(steps), max(steps)
+        span = f"t={_fmt_step(lo)}" if lo == hi else f"t={_fmt_step(lo)}–{_fmt_step(hi)}"
+        return f"{what} {span}{tail} in {len(values)} of {len(cfgs)} panels (noted there)"
 
     events: list[str] = []
     div = [(c.diverged_at, p) for c, p in zip(cfgs, where, strict=True)
            if np.isfinite(c.diverged_at)]
     if div:
-        events.append("diverged at " + at(div))
+        events.append(at(div, "diverged at"))
     under = [(c.first_underflow, p) for c, p in zip(cfgs, where, strict=True) if c.n_underflow]
     if under:
-        events.append("underflow from " + at(under) + " (not drawn)")
+        events.append(at(under, "underflow from", " (not drawn)"))
     nonpos = sum(c.n_nonpositive for c in cfgs)
     if nonpos:
         events.append(f"{nonpos} {'non-positive' if log_y else 'non-finite'} point(s) not drawn")
@@ -258,8 +278,8 @@ def _note(ax: Axes, lines: list[str]) -> None:
 def _draw_panel(
     ax: Axes, cfgs: list[_Config], *, band: str | None, log_y: bool, y_floor: float,
     y_top: float,
-) -> set[str]:
-    """Draw one panel; returns the sources (and 'diverged') it used."""
+) -> tuple[set[str], list[str]]:
+    """Draw one panel; returns the sources (and 'diverged') it used and its notes."""
     used: set[str] = set()
     notes: list[str] = []
     for c in cfgs:
@@ -268,7 +288,7 @@ def _draw_panel(
         y = c.measured["value"].to_numpy(dtype=float)
         if x.size:
             used.add("measured")
-            kwargs = dict(SOURCE_STYLE["measured"])
+            kwargs = ink(c.colour, SOURCE_STYLE["measured"])
             if c.marker:
                 kwargs.update(marker=c.marker, markersize=3.5, markevery=max(1, x.size // 8))
             ax.plot(x, y, color=c.colour, gid=f"measured:{gid}", **kwargs)
@@ -287,7 +307,7 @@ def _draw_panel(
             used.add(source)
             ax.plot(
                 th["step"].to_numpy(dtype=float), th["value"].to_numpy(dtype=float),
-                color=c.colour, gid=f"{source}:{gid}", **SOURCE_STYLE[source],
+                color=c.colour, gid=f"{source}:{gid}", **ink(c.colour, SOURCE_STYLE[source]),
             )
         if np.isfinite(c.diverged_at):
             used.add("diverged")
@@ -299,8 +319,7 @@ def _draw_panel(
                 )
             else:
                 notes.append(f"{c.label}: diverged at t={_fmt_step(c.diverged_at)}, no data")
-    _note(ax, notes)
-    return used
+    return used, notes
 
 
 def _band(measured: pd.DataFrame, band: str) -> tuple[np.ndarray, np.ndarray]:
@@ -324,6 +343,10 @@ def _select(df: pd.DataFrame, experiment: str | None) -> pd.DataFrame:
 def _finish_log_axis(ax: Axes) -> None:
     lo, hi = ax.get_ylim()
     decades = math.log10(hi / lo) if hi > lo > 0 else 1.0
+    if decades <= 1.5:
+        # a decade tick or two says little: ticks at 1, 2, 5 (1, 2, 3, 5) × 10^k, labelled
+        readable_log_axis(ax.yaxis, lo, hi)
+        return
     stride = next((s for s in (1, 2, 3, 4, 5, 10, 20, 25, 50, 100) if decades / s <= 7), 100)
     ax.yaxis.set_major_locator(FixedLogLocator(stride))
     if stride == 1:
@@ -370,13 +393,15 @@ def _step_formatter(x: float, _pos: int) -> str:
 def _place_legends(
     fig: Figure, axes: list[Axes], panels: list[str], panels_cfgs: list[list[_Config]],
     used: set[str], *, band: str | None, shared: bool, log_y: bool,
-) -> None:
+) -> dict[str, list[str]]:
+    """Draw the legends; returns notes per panel name for events the legend summarises."""
     handles, labels = source_legend_handles(
         [s for s in ("measured", "bound", "exact", "diverged") if s in used],
         band=band is not None,
     )
+    notes: dict[str, list[str]] = {}
     if shared:
-        # one config legend for the figure: every panel shows the same labels
+        # one config legend for the figure: the panels show the same labels (or some)
         by_label: dict[str, list[tuple[_Config, str]]] = {}
         for panel, cfgs in zip(panels, panels_cfgs, strict=True):
             for c in cfgs:
@@ -386,7 +411,7 @@ def _place_legends(
             cs = [c for c, _ in pairs]
             diverged = any(np.isfinite(c.diverged_at) for c in cs)
             h.append(_config_handle(cs[0], diverged))
-            lab.append(_legend_label(cs, [p for _, p in pairs], log_y))
+            lab.append(_legend_label(cs, [p for _, p in pairs], log_y, notes=notes))
         fig.legend(h, lab, loc="outside right upper", title="configuration")
         fig.legend(handles, labels, loc="outside right lower", title="line style")
     else:
@@ -397,13 +422,28 @@ def _place_legends(
                 bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
             )
         fig.legend(handles, labels, loc="outside lower center", ncols=len(handles))
+    return notes
 
 
 def _config_handle(c: _Config, diverged: bool) -> Line2D:
+    style = ink(c.colour, {"linewidth": 2.0})
+    edge = "white" if diverged else ("0.35" if needs_outline(c.colour) else c.colour)
     return Line2D(
-        [], [], color=c.colour, linewidth=2.0, marker="X" if diverged else c.marker,
-        markersize=7 if diverged else 4, markeredgecolor="white" if diverged else c.colour,
+        [], [], color=c.colour, marker="X" if diverged else c.marker,
+        markersize=7 if diverged else 4, markeredgecolor=edge, **style,
     )
+
+
+def _nested(label_sets: list[tuple[str, ...]]) -> bool:
+    """True when every panel's labels are among those of the panel with the most labels."""
+    largest = set(max(label_sets, key=len)) if label_sets else set()
+    return all(set(s) <= largest for s in label_sets)
+
+
+def _share_x(step_ranges: list[tuple[float, float]]) -> bool:
+    """Share the step axis when every panel runs at least half as long as the longest."""
+    ends = [hi for _, hi in step_ranges if np.isfinite(hi) and hi > 0]
+    return len(ends) <= 1 or min(ends) >= 0.5 * max(ends)
 
 
 @styled
@@ -476,18 +516,24 @@ def error_curves(
     panels_cfgs = [_config_table(q, keys_by_panel[p], colours, log_y=log_y) for p in panels]
 
     label_sets = [tuple(c.label for c in cfgs) for cfgs in panels_cfgs]
-    shared_legend = len(panels) == 1 or all(s == label_sets[0] for s in label_sets)
+    shared_legend = len(panels) == 1 or _nested(label_sets)
     extents = [_y_extent(cfgs, log_y) for cfgs in panels_cfgs]
     share_y = _share_y(extents, log_y) if sharey == "auto" else bool(sharey)
 
     if xscale == "auto":
         xscale = choose_xscale(q["step"].to_numpy(dtype=float))
+    step_ranges = []
+    for p in panels:
+        st = q.loc[q["panel"] == p, "step"].to_numpy(dtype=float)
+        step_ranges.append((float(np.nanmin(st)), float(np.nanmax(st))))
+    share_x = _share_x(step_ranges)
     fig, axes = _grid(
-        len(panels), ncols, sharex=True, sharey=share_y, legend_right=True,
+        len(panels), ncols, sharex=share_x, sharey=share_y, legend_right=True,
         extra_height=0.0 if shared_legend else 0.3,
     )
 
     used: set[str] = set()
+    panel_notes: list[list[str]] = []
     min_step = float(np.nanmin(q["step"].to_numpy(dtype=float)))
     for ax, panel, cfgs, (lo, hi) in zip(axes, panels, panels_cfgs, extents, strict=True):
         if share_y:
@@ -502,8 +548,10 @@ def error_curves(
         y_floor = lo / _pad(lo, hi) if np.isfinite(lo) and lo > 0 else 1e-300
         if log_y:
             ax.set_yscale("log")
-        used |= _draw_panel(ax, cfgs, band=band, log_y=log_y, y_floor=y_floor,
-                            y_top=hi if np.isfinite(hi) else math.inf)
+        drawn, notes = _draw_panel(ax, cfgs, band=band, log_y=log_y, y_floor=y_floor,
+                                   y_top=hi if np.isfinite(hi) else math.inf)
+        used |= drawn
+        panel_notes.append(notes)
         _apply_xscale(ax, xscale, min_step)
         if np.isfinite(lo) and np.isfinite(hi):
             if log_y and lo > 0:
@@ -514,19 +562,34 @@ def error_curves(
         if log_y:
             _finish_log_axis(ax)
         if panel:
-            ax.set_title(panel)
+            ax.set_title(_panel_title(panel))
         ax.margins(x=0.02)
 
     for ax in axes:
-        if ax.get_subplotspec().is_last_row() or not _has_axis_below(ax, axes):
+        bottom = ax.get_subplotspec().is_last_row() or not _has_axis_below(ax, axes)
+        if bottom or not share_x:
             ax.set_xlabel(quantity_label("step"))
+            # subplots(sharex=True) hides the tick labels of every row but the last; a
+            # panel with no panel below it (a short last row) needs its own back
+            ax.xaxis.set_tick_params(which="both", labelbottom=True)
         if ax.get_subplotspec().is_first_col() or not share_y:
             ax.set_ylabel(quantity_label(quantity))
-    _place_legends(fig, axes, panels, panels_cfgs, used, band=band, shared=shared_legend,
-                   log_y=log_y)
+    summarised = _place_legends(fig, axes, panels, panels_cfgs, used, band=band,
+                                shared=shared_legend, log_y=log_y)
+    for ax, panel, notes in zip(axes, panels, panel_notes, strict=True):
+        _note(ax, notes + summarised.get(panel, []))
     if title:
         _suptitle(fig, title, len(axes), ncols)
     return fig
+
+
+#: Characters of a panel title per line (a panel is _PANEL_W inches wide at 9.5 pt).
+PANEL_TITLE_WRAP = 52
+
+
+def _panel_title(panel: str) -> str:
+    """The panel's title wrapped to its width, so a long one is not clipped at the edges."""
+    return "\n".join(textwrap.wrap(panel, PANEL_TITLE_WRAP)) or panel
 
 
 def _suptitle(fig: Figure, title: str, n_panels: int, ncols: int | None) -> None:
@@ -644,7 +707,7 @@ def trajectory(
             )
         _apply_xscale(ax, xscale, float(np.nanmin(pq["step"].to_numpy(dtype=float))))
         if panel:
-            ax.set_title(panel)
+            ax.set_title(_panel_title(panel))
         ax.set_xlabel(quantity_label("step"))
         ax.set_ylabel(quantity_label(quantity))
         ax.axhline(0.0, color="0.75", linewidth=0.6, zorder=1)

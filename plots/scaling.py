@@ -16,10 +16,23 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .style import SOURCE_STYLE, colour_map, new_figure, source_legend_handles, styled
+from .style import (
+    PALETTE,
+    SOURCE_STYLE,
+    colour_map,
+    ink,
+    needs_outline,
+    new_figure,
+    readable_log_axis,
+    source_legend_handles,
+    styled,
+)
 from .tables import normalize_scaling, ordered_unique
 
 __all__ = ["scaling", "slope_text"]
+
+#: Marker of a series' measured points, per cycle through the palette.
+SERIES_MARKERS = ("o", "s", "^", "D", "v")
 
 
 def _num(x: float, digits: int = 2) -> str:
@@ -113,14 +126,21 @@ def scaling(
     handles: list[Line2D] = []
     labels: list[str] = []
     dropped = 0
-    for name in series_names:
+    any_slope = False
+    shown_x: list[np.ndarray] = []
+    shown_y: list[np.ndarray] = []
+    for i, name in enumerate(series_names):
         colour, _ = colours[name]
+        # once the palette has cycled, the marker shape tells the series apart
+        marker = SERIES_MARKERS[(i // len(PALETTE)) % len(SERIES_MARKERS)]
         s = df[df["series"] == name]
         xs_all = s["x"].to_numpy(dtype=float)
         ys_all = s["y"].to_numpy(dtype=float)
         ok = np.isfinite(xs_all) & np.isfinite(ys_all) & (xs_all > 0) & (ys_all > 0)
         dropped += int((~ok).sum())
         s = s[ok].sort_values("x")
+        shown_x.append(s["x"].to_numpy(dtype=float))
+        shown_y.append(s["y"].to_numpy(dtype=float))
         measured = s[s["source"] == "measured"]
         if not measured.empty:
             used.add("measured")
@@ -129,9 +149,10 @@ def scaling(
             se = measured["stderr"].to_numpy(dtype=float)
             half = np.where(np.isfinite(se), 1.96 * se, 0.0)
             lower = np.minimum(half, y * (1 - 1e-3))  # keep the lower end positive
+            edge = "0.35" if needs_outline(colour) else "white"
             container = ax.errorbar(
-                x, y, yerr=np.vstack([lower, half]), fmt="o", color=colour, markersize=5,
-                markeredgecolor="white", markeredgewidth=0.7, ecolor=colour, elinewidth=1.1,
+                x, y, yerr=np.vstack([lower, half]), fmt=marker, color=colour, markersize=5,
+                markeredgecolor=edge, markeredgewidth=0.7, ecolor=colour, elinewidth=1.1,
                 capsize=2.5, zorder=4, linestyle="none",
             )
             container.set_label(f"measured:{name}")
@@ -144,7 +165,7 @@ def scaling(
                 continue
             used.add(source)
             ax.plot(th["x"].to_numpy(dtype=float), th["y"].to_numpy(dtype=float),
-                    color=colour, gid=f"{source}:{name}", **SOURCE_STYLE[source])
+                    color=colour, gid=f"{source}:{name}", **ink(colour, SOURCE_STYLE[source]))
         slope = _first_finite(s["slope"]) if not s.empty else math.nan
         slope_se = _first_finite(s["slope_stderr"]) if not s.empty else math.nan
         predicted = _first_finite(s["predicted_slope"]) if not s.empty else math.nan
@@ -152,7 +173,7 @@ def scaling(
         if not fit.empty:
             used.add("fit")
             ax.plot(fit["x"].to_numpy(dtype=float), fit["y"].to_numpy(dtype=float),
-                    color=colour, gid=f"fit:{name}", **SOURCE_STYLE["fit"])
+                    color=colour, gid=f"fit:{name}", **ink(colour, SOURCE_STYLE["fit"]))
         elif np.isfinite(slope) and len(measured) >= 2:
             used.add("fit")
             x = measured["x"].to_numpy(dtype=float)
@@ -160,10 +181,12 @@ def scaling(
             lx, ly = np.log(x), np.log(y)
             xx = np.array([x.min(), x.max()])
             yy = np.exp(ly.mean() + slope * (np.log(xx) - lx.mean()))
-            ax.plot(xx, yy, color=colour, gid=f"fit:{name}", **SOURCE_STYLE["fit"])
-        handles.append(Line2D([], [], color=colour, marker="o", linewidth=1.2,
-                              markeredgecolor="white"))
+            ax.plot(xx, yy, color=colour, gid=f"fit:{name}", **ink(colour, SOURCE_STYLE["fit"]))
+        handles.append(Line2D([], [], color=colour, marker=marker,
+                              markeredgecolor="0.35" if needs_outline(colour) else "white",
+                              **ink(colour, {"linewidth": 1.2})))
         text = slope_text(slope, slope_se, predicted)
+        any_slope = any_slope or bool(text)
         labels.append(f"{name}\n  {text}" if text else name)
 
     ax.set_xlabel(x_label)
@@ -172,7 +195,17 @@ def scaling(
     if dropped:
         ax.text(0.98, 0.02, f"{dropped} non-positive point(s) not drawn",
                 transform=ax.transAxes, ha="right", va="bottom", fontsize=6.8, color="0.3")
-    fig.legend(handles, labels, loc="outside right upper", title="series: fitted log–log slope")
+    # a sweep over a few values spanning few decades: ticks at the values themselves (B = 1,
+    # 2, 4, …), else at 1, 2, 5 × 10^k; wide ranges keep the decade ticks
+    xs_all = np.concatenate(shown_x) if shown_x else np.array([])
+    ys_all = np.concatenate(shown_y) if shown_y else np.array([])
+    if xs_all.size:
+        readable_log_axis(ax.xaxis, float(xs_all.min()), float(xs_all.max()), values=xs_all)
+    if ys_all.size:
+        y_lo, y_hi = ax.get_ylim()
+        readable_log_axis(ax.yaxis, y_lo, y_hi)
+    fig.legend(handles, labels, loc="outside right upper",
+               title="series: fitted log–log slope" if any_slope else "series")
     sh, sl = source_legend_handles(
         [src for src in ("measured", "fit", "exact", "bound") if src in used], band=False
     )

@@ -18,14 +18,23 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import matplotlib
+import numpy as np
 from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import (
+    FixedLocator,
+    FuncFormatter,
+    LogLocator,
+    NullFormatter,
+    NullLocator,
+)
 
 __all__ = [
     "BAND_ALPHA",
+    "LIGHT_OUTLINE",
     "DPI",
     "OKABE_ITO",
     "PALETTE",
@@ -33,7 +42,10 @@ __all__ = [
     "QUANTITY_TEXT",
     "SOURCE_STYLE",
     "colour_map",
+    "ink",
+    "needs_outline",
     "new_figure",
+    "readable_log_axis",
     "quantity_label",
     "quantity_text",
     "source_legend_handles",
@@ -233,3 +245,74 @@ def source_legend_handles(
             handles.append(line)
         labels.append(SOURCE_TEXT[source])
     return handles, labels
+
+
+#: Colours lighter than this relative luminance (Okabe–Ito yellow, 0.80) get a thin dark
+#: outline: on white they are otherwise hard to see, whatever the viewer's colour vision.
+LIGHT_OUTLINE = 0.6
+
+
+def needs_outline(colour: Any) -> bool:
+    """True for colours too light to read as a thin line on white (WCAG relative luminance)."""
+    r, g, b = matplotlib.colors.to_rgb(colour)
+
+    def lin(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b) > LIGHT_OUTLINE
+
+
+def ink(colour: Any, style: dict[str, Any], linewidth: float | None = None) -> dict[str, Any]:
+    """A copy of ``style`` (Line2D keyword arguments), a dark outline added for light colours.
+
+    The outline goes under the line (and above any halo the style already has), so a
+    yellow curve reads as yellow with a grey rim.
+    """
+    if not needs_outline(colour):
+        return dict(style)  # a copy: callers add keys (markers) to it
+    lw = linewidth if linewidth is not None else style.get("linewidth", 1.5)
+    outline = patheffects.Stroke(linewidth=lw + 1.1, foreground="0.35")
+    return dict(style, path_effects=[*style.get("path_effects", []), outline,
+                                     patheffects.Normal()])
+
+
+def _plain_tick(x: float, _pos: int | None = None) -> str:
+    """A log-axis tick as a plain number (0.05, 2, 300) or m·10^k outside [1e-3, 1e4)."""
+    if not np.isfinite(x) or x <= 0:
+        return ""
+    if 1e-3 <= x < 1e4:
+        return f"{x:g}"
+    k = int(np.floor(np.log10(x) + 1e-9))
+    m = x / 10.0**k
+    mant = f"{m:.2g}"
+    return f"$10^{{{k}}}$" if mant == "1" else f"${mant}\\times10^{{{k}}}$"
+
+
+def readable_log_axis(axis: Any, lo: float, hi: float, values: Any = None) -> None:
+    """Ticks a reader can use on a log axis spanning few decades.
+
+    Over more than ~2.2 decades matplotlib's decade ticks are kept. Below that a decade
+    tick or two says little: ``values`` (the sweep's x values, when at most 8 and within 3
+    decades) become the ticks; otherwise ticks at 1, 2, 5 (or 1, 2, 3, 5 below 0.7 decades)
+    × 10^k, all labelled as plain numbers. Minor ticks are then unlabelled.
+    """
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo > 0):
+        return
+    decades = float(np.log10(hi / lo))
+    vals = None
+    if values is not None:
+        v = np.unique(np.asarray(values, dtype=float))
+        v = v[np.isfinite(v) & (v > 0)]
+        if 2 <= v.size <= 8 and np.log10(v.max() / v.min()) <= 3:
+            vals = v
+    if vals is not None:
+        axis.set_major_locator(FixedLocator(vals))
+        axis.set_minor_locator(NullLocator())
+    elif decades <= 2.2:
+        subs = (1.0, 2.0, 3.0, 5.0) if decades <= 0.7 else (1.0, 2.0, 5.0)
+        axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=30))
+        axis.set_minor_locator(LogLocator(base=10, subs=np.arange(1, 10) * 1.0, numticks=30))
+    else:
+        return
+    axis.set_major_formatter(FuncFormatter(_plain_tick))
+    axis.set_minor_formatter(NullFormatter())

@@ -28,8 +28,9 @@ column                    meaning
 ``q05``, ``q50``, ``q95`` replicate quantiles (measured only)
 ``diverged_at``           step at which the config diverged (NaN if it did not; measured
                           rows after it are absent)
-``underflow``             true where the value underflowed the floating-point range (such
-                          rows are never drawn as zeros)
+``underflow``             true where the run's dtype does not resolve the value: below
+                          1e3·tiny of the dtype, or below 10× its measured rounding error
+                          (see ``simulate.runner._to_frame``); such rows are never drawn
 …                         configuration parameters (``problem, d, L, mu, kappa, sigma2, B,
                           alpha, beta, noise, schedule``, …); any extra column is tolerated
 ========================  ==========================================================
