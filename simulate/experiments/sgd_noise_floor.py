@@ -32,6 +32,7 @@ from ..verdicts import (
     matches_verdict,
     not_applicable,
     scaling_verdict,
+    slope_tolerance,
 )
 from .base import Context, Experiment, ExperimentResult, Param, ResultBuilder
 from .common import series
@@ -139,10 +140,16 @@ def build(ctx: Context) -> ExperimentResult:
                        **common)
         if np.all(np.isfinite(bounds)):
             out.add_points(figure, series_name, "bound", xs, bounds, **common)
-        # tolerance: the plateau estimates carry ≤ TRANSIENT_RTOL bias and ~1% noise each at
-        # full size; over a decade of x that moves a slope by < 0.05
+        # tolerance: the least-squares slope is Σ c_k log y_k. Sampling error moves it by at
+        # most slope_tolerance (each plateau within z·se of its expectation, Bonferroni over
+        # the points, any correlation); the residual transient biases each plateau by at most
+        # TRANSIENT_RTOL relative, moving the slope by at most Σ|c_k|·log(1 + TRANSIENT_RTOL).
+        u = np.log(np.asarray(xs, float))
+        c = (u - u.mean()) / np.sum((u - u.mean()) ** 2)
+        tolerance = (slope_tolerance(xs, meas, meas_se)
+                     + float(np.sum(np.abs(c))) * float(np.log1p(TRANSIENT_RTOL)))
         out.add_verdict(scaling_verdict(NAME, figure.replace("plateau_vs_", "plateau ∝ "),
-                                        xs, meas, pred, tolerance=0.05,
+                                        xs, meas, pred, tolerance=tolerance,
                                         check=f"scaling {figure}"))
         if figure == "plateau_vs_B":
             out.add_finding(f"The plateau falls with batch size with fitted exponent "
