@@ -141,9 +141,10 @@ class _GaussianNoise(GradientOracle):
         if arr.ndim != 1 or arr.size == 0:
             raise ValueError(f"{name} has shape {arr.shape}: allowed a scalar or a 1-D sequence "
                              "(one value per configuration)")
-        vals = [check_int(f"{name}[{i}]", v.item(), 1) if integer
-                else check_range(f"{name}[{i}]", v.item(), 0.0, None)
-                for i, v in enumerate(arr)]
+        items = [v.item() if hasattr(v, "item") else v for v in arr]  # object arrays too
+        vals = [check_int(f"{name}[{i}]", v, 1) if integer
+                else check_range(f"{name}[{i}]", v, 0.0, None)
+                for i, v in enumerate(items)]
         return np.asarray(vals, dtype=np.int64 if integer else np.float64), len(vals)
 
     def _variance_over_B(self) -> Any:

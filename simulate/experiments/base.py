@@ -41,6 +41,8 @@ VERDICT_COLUMNS = ("experiment", "check", "config", "measured", "predicted", "ra
 SCALING_COLUMNS = ("experiment", "figure", "series", "source", "x", "y", "stderr", "x_label",
                    "y_label", "slope", "slope_stderr", "predicted_slope")
 SIZES = ("quick", "full")
+#: the largest value an integer parameter takes unless it sets its own ``high``
+MAX_COUNT = 10**9
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,11 @@ class Param:
 
     def _one(self, value: Any) -> Any:
         if self.kind is int:
+            # counts (d, steps, replicates, B, ...) are capped at MAX_COUNT unless the
+            # parameter says otherwise: larger values cannot be allocated or run here
             return check_int(self.name, value,
                              None if self.low is None else math.ceil(self.low),
-                             None if self.high is None else math.floor(self.high))
+                             MAX_COUNT if self.high is None else math.floor(self.high))
         if self.kind is float:
             if isinstance(value, bool):
                 raise ValueError(f"{self.name}={value!r} is not allowed: expected a number")
