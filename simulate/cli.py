@@ -66,6 +66,10 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
 
 
 _TOML_TOP = {"seed", "backend", "dtype", "quick", "replicates", "steps", "set"}
+#: the type each top-level key must have (the values themselves are checked where used)
+_TOML_TYPES = {"seed": (int, "an integer"), "backend": (str, "a string: auto, numpy or cupy"),
+               "dtype": (str, "a string: float64 or float32"), "quick": (bool, "true or false"),
+               "replicates": (int, "an integer"), "steps": (int, "an integer")}
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -83,6 +87,11 @@ def load_config(path: str) -> dict[str, Any]:
         if key in _TOML_TOP:
             if key == "set" and not isinstance(value, dict):
                 raise UsageError(f"--config {path!r}: [set] must be a table of key = value")
+            expected = _TOML_TYPES.get(key)
+            if expected is not None and (not isinstance(value, expected[0])
+                                         or isinstance(value, bool) is not (expected[0] is bool)):
+                raise UsageError(f"--config {path!r}: {key} = {value!r} is not allowed: "
+                                 f"expected {expected[1]}")
             continue
         if key in CATALOGUE:
             if not isinstance(value, dict):
@@ -184,13 +193,13 @@ def _overrides_for(names: Sequence[str], args: argparse.Namespace, config: dict[
     return per
 
 
-def _resolve_backend(name: str) -> Any:
+def _resolve_backend(name: str, source: str = "--backend") -> Any:
     from .backend import get_array_module
 
     try:
         return get_array_module(name)
     except ValueError as exc:
-        raise UsageError(f"--backend: {exc}") from None
+        raise UsageError(f"{source}: {exc}") from None
 
 
 def _check_out_dir(path: Path) -> Path:
@@ -214,12 +223,50 @@ def _figures_writer(svg: bool):
     return write
 
 
+def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--executor/--scheduler/--workers/--chunk-work, checked (UsageError otherwise)."""
+    kind = getattr(args, "executor", None) or "local"
+    scheduler = getattr(args, "scheduler", None)
+    workers = getattr(args, "workers", None)
+    chunk_work = getattr(args, "chunk_work", None)
+    if kind == "local":
+        for flag, value in (("--scheduler", scheduler), ("--workers", workers),
+                            ("--chunk-work", chunk_work)):
+            if value is not None:
+                raise UsageError(f"{flag} applies to --executor dask only")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers {workers}: allowed integers ≥ 1")
+    if chunk_work is not None and not (chunk_work > 0 and math.isfinite(chunk_work)):
+        raise UsageError(f"--chunk-work {chunk_work}: allowed a finite number > 0")
+    if scheduler and workers is not None:
+        raise UsageError("--workers sizes a LocalCluster (no --scheduler); the workers of a "
+                         "scheduler are started with `dask worker ADDRESS`")
+    return {"kind": kind, "scheduler": scheduler, "workers": workers, "chunk_work": chunk_work}
+
+
+def _start_executor(options: dict[str, Any], out: Path) -> Any:
+    """The executor of :func:`_executor_options` (None: in-process); chunks cached in out."""
+    if options["kind"] == "local":
+        return None
+    from .executor import DEFAULT_CHUNK_WORK, ExecutorUnavailable, start_executor
+
+    workers, chunk_work = options["workers"], options["chunk_work"]
+    try:
+        return start_executor(options["kind"], scheduler=options["scheduler"],
+                              workers=2 if workers is None else workers,
+                              cache_dir=out / ".chunks",
+                              chunk_work=DEFAULT_CHUNK_WORK if chunk_work is None else chunk_work)
+    except (ExecutorUnavailable, ValueError) as exc:
+        raise UsageError(f"--executor {options['kind']}: {exc}") from None
+
+
 def run_catalogue(names: Sequence[str], args: argparse.Namespace, out: Path, *, quick: bool,
                   figures: bool = True) -> Any:
     """Run ``names`` into ``out``; return the concatenated verdicts table."""
     import pandas as pd
 
     from .backend import backend_name
+    from .executor import activate
     from .experiments import CATALOGUE, run_experiment
     from .io import (
         config_hash,
@@ -234,6 +281,9 @@ def run_catalogue(names: Sequence[str], args: argparse.Namespace, out: Path, *, 
     seed = args.seed if args.seed is not None else int(config.get("seed", 0))
     if not (isinstance(seed, int) and 0 <= seed < 2**63):
         raise UsageError(f"--seed {seed!r}: allowed integers in [0, 2**63)")
+    backend_source = ("--backend" if args.backend else "--config backend"
+                      if config.get("backend") else "SIMULATE_BACKEND"
+                      if os.environ.get("SIMULATE_BACKEND") else "--backend")
     backend = args.backend or config.get("backend") or os.environ.get("SIMULATE_BACKEND") or "auto"
     dtype = args.dtype or config.get("dtype", "float64")
     if dtype not in ("float64", "float32"):
@@ -241,15 +291,19 @@ def run_catalogue(names: Sequence[str], args: argparse.Namespace, out: Path, *, 
     quick = quick or bool(config.get("quick", False))
     size = "quick" if quick else "full"
     per = _overrides_for(names, args, config)
-    xp = _resolve_backend(backend)
+    xp = _resolve_backend(backend, backend_source)
+    executor_options = _executor_options(args)
     out = _check_out_dir(out)
     command = shlex.join(["simulate", *sys.argv[1:]]) if sys.argv else "simulate"
+    # while active, run() submits its work to the executor (None: in-process)
+    finish_executor = activate(_start_executor(executor_options, out))
     progress = _Progress(names, enabled=sys.stderr.isatty() and not getattr(args, "quiet", False))
     all_verdicts = []
     reused = []
     t_run = time.perf_counter()
     resume = not getattr(args, "fresh", False)
     svg = getattr(args, "svg", False)
+    completed = False
     try:
         for i, name in enumerate(names):
             exp = CATALOGUE[name]
@@ -265,8 +319,17 @@ def run_catalogue(names: Sequence[str], args: argparse.Namespace, out: Path, *, 
                 progress.callback(i)(1.0)
                 continue
             t0 = time.perf_counter()
-            result = run_experiment(name, size, seed=seed, xp=xp, dtype=dtype,
-                                    overrides=per[name], progress=progress.callback(i))
+            try:
+                result = run_experiment(name, size, seed=seed, xp=xp, dtype=dtype,
+                                        overrides=per[name], progress=progress.callback(i))
+            except (ValueError, OverflowError) as exc:
+                # a combination of legal-looking values the experiment cannot use (μ > L
+                # once derived, α = ∞ after dividing by a tiny L, ...): bad input, not a crash
+                raise UsageError(f"{name}: {exc}") from None
+            except MemoryError as exc:
+                raise UsageError(f"{name}: these parameters need more memory than this "
+                                 f"machine has ({exc}); lower replicates, d or the sweep "
+                                 "size") from None
             meta = {
                 "config_hash": key,
                 "experiment": name, "title": exp.title, "description": exp.description,
@@ -278,8 +341,10 @@ def run_catalogue(names: Sequence[str], args: argparse.Namespace, out: Path, *, 
             }
             write_experiment(out, name, result, meta, _figures_writer(svg) if figures else None)
             all_verdicts.append(result.verdicts)
+        completed = True
     finally:
         progress.close()
+        finish_executor(completed)
     if reused:
         print(f"reused {len(reused)} finished experiment(s) from {out}/ (same configuration "
               f"and code): {', '.join(reused)}; --fresh recomputes them", file=sys.stderr)
@@ -415,6 +480,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.add_argument("--fresh", action="store_true", help="recompute experiments even when "
                        "finished results with the same configuration and code exist")
+        p.add_argument("--executor", choices=["local", "dask"], default="local",
+                       help="where runs execute: in-process (default) or on Dask")
+        p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="dask: address of a running scheduler (default: a LocalCluster)")
+        p.add_argument("--workers", type=int, default=None,
+                       help="dask: LocalCluster worker processes (default 2)")
+        p.add_argument("--chunk-work", type=float, default=None, metavar="UPDATES",
+                       help="dask: coordinate-updates C·R·d·T per chunk (default 3e8)")
 
     p = sub.add_parser("list", help="list the experiments")
     p.set_defaults(func=cmd_list)

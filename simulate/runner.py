@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .backend import to_host
+from .executor import current_executor
 from .methods import Method
 from .problems.base import Problem
 from .recording import QUANTILES, aggregate, record_steps
@@ -173,6 +174,7 @@ def run(
         fast path is tested against). ``"fast"``: the fused compiled path (error where it does
         not apply). ``"auto"`` (default): the fast path where it applies, else the reference.
     """
+    call = dict(locals())  # the arguments, for an executor (simulate.executor)
     t_start = time.perf_counter()
     steps = check_int("steps", steps, 1)
     replicates = check_int("replicates", replicates, 1)
@@ -236,6 +238,9 @@ def run(
         ]
     if len(config_keys) != n_cfg:
         raise ValueError(f"config_keys has {len(config_keys)} entries: allowed exactly {n_cfg}")
+    executor = current_executor()
+    if executor is not None:  # chunks of configurations, each an ordinary run(...) elsewhere
+        return executor.run_chunked(dict(call, config_keys=list(config_keys)))
     rng = BatchRNG([config_seed_sequence(seed, k) for k in config_keys], xp)
 
     # ---- recording plan
@@ -268,12 +273,17 @@ def run(
     dist0 = problem.dist2(state[0]).max(axis=1)
     limit = DIVERGENCE_FACTOR * (dist0 + 1.0)
 
+    resolution = _Resolution(problem, quantities, rec.size, n_cfg, np_dtype)
+
     def measure(t: int) -> None:
+        if t not in rec_index:  # t = 0 is measured only when recorded (record_at may omit it)
+            return
         w = state[0]
         g = problem.grad(w)
         vals = [problem.f_gap(w), problem.dist2(w), (g * g).sum(axis=-1)]
         if track_grad_min:
             vals.append(grad_min)
+        wa = None
         if average:
             wa = w_avg if t > 0 else w
             vals += [problem.f_gap(wa), problem.dist2(wa)]
@@ -281,20 +291,34 @@ def run(
         host = to_host(stacked)
         k = rec_index[t]
         results[k][:, alive, :] = host
+        resolution.record(k, alive, w, wa, vals)
         if iterate is not None:
             iterate[k, alive] = to_host(w[:, 0, 0])
 
     def check(t: int) -> np.ndarray:
-        """Indices (into the alive batch) of configurations that diverged by step t."""
+        """Indices (into the alive batch) of configurations that diverged by step t.
+
+        Diverged: some replicate's iterate is non-finite, or its ‖w − w*‖² overflows the
+        dtype, or exceeds DIVERGENCE_FACTOR·(its initial value + 1). The test is made on the
+        host in float64, so a float32 limit that would itself overflow cannot hide it.
+        """
         w = state[0]
         finite = to_host(xp.isfinite(w).all(axis=(1, 2)))
-        big = to_host(problem.dist2(w).max(axis=1) > limit)
-        bad = np.flatnonzero(~finite | big)
+        d2 = np.asarray(to_host(problem.dist2(w).max(axis=1)), dtype=np.float64)
+        lim = np.asarray(to_host(limit), dtype=np.float64)
+        over = finite & ~np.isfinite(d2)
+        big = np.isfinite(d2) & (d2 > lim)
+        bad = np.flatnonzero(~finite | over | big)
         for j in bad:
             c = alive[j]
             diverged_at[c] = t
-            reasons[c] = ("non-finite iterate" if not finite[j]
-                          else f"‖w − w*‖² grew beyond {DIVERGENCE_FACTOR:.0e}× its start")
+            if not finite[j]:
+                reasons[c] = "non-finite iterate"
+            elif over[j]:
+                reasons[c] = f"‖w − w*‖² overflowed {np_dtype.name}"
+            else:
+                reasons[c] = (f"‖w − w*‖² = {d2[j]:.3g} grew beyond "
+                              f"{DIVERGENCE_FACTOR:.0e}×(its start + 1)")
         return bad
 
     fast = None
@@ -362,8 +386,92 @@ def run(
                 progress(t_done, steps)
 
     curves = _to_frame(results, rec, quantities, iterate, params, diverged_at, replicates,
-                       experiment, np_dtype)
+                       experiment, np_dtype, resolution.error)
     return RunResult(curves, diverged_at, reasons, time.perf_counter() - t_start, params)
+
+
+#: a recorded mean is flagged ``underflow`` when it is below this multiple of its evaluation
+#: error in the run's dtype (then it has less than one significant digit; see _to_frame)
+RESOLUTION_FACTOR = 10.0
+#: ... or below this multiple of the dtype's smallest normal number (gradual underflow:
+#: squares of subnormals lose relative precision, then flush to 0)
+TINY_FACTOR = 1e3
+#: quantities whose error is estimated from another one: the running minimum of ‖∇f‖² is not
+#: a function of the current iterate; its error is taken as that of ‖∇f(w_t)‖² (same region)
+_ERROR_OF = {"grad_norm2_min": "grad_norm2"}
+
+
+def _reference_dtype(dtype: np.dtype) -> np.dtype | None:
+    """A strictly wider float type to re-evaluate ``dtype`` quantities in (None if none)."""
+    if np.dtype(dtype) == np.float32:
+        return np.dtype(np.float64)
+    wide = np.dtype(np.longdouble)
+    return wide if np.finfo(wide).eps < np.finfo(np.float64).eps else None
+
+
+class _Resolution:
+    """The evaluation error of every tracked quantity, measured on a few replicates.
+
+    At each recorded step, the quantities of the first ``SAMPLE`` replicates' iterates (and
+    averaged iterates) are evaluated again, on the host, in a wider type (float64 for
+    float32 runs; ``longdouble`` for float64 runs where it is wider, i.e. x87 80-bit on
+    x86-64, else nothing). Same iterate, same formula: the difference is the rounding error
+    of the run's dtype at that point — including cancellation, e.g. ≈ eps·|f*| in a gap
+    computed as f(w) − f* (FiniteSumLogistic) or in a gradient Aᵀ(Aw − b) near w* — while
+    direct forms such as ½ Σ λ_i (w − w*)_i² keep a small relative error. For float32 runs
+    the float64 evaluation also uses the problem's float64 data, so a float32 gap below the
+    effect of rounding the problem's data (w*, A, b) to float32 counts as error too. The
+    mean over the sampled replicates of |error| bounds the error of the recorded mean (its
+    errors can only partly cancel). A problem that cannot be evaluated on a replicate
+    subset (per-replicate data) is evaluated on all replicates; one that cannot be evaluated
+    in the wider type at all records no error, and only the ``TINY_FACTOR`` floor applies.
+    """
+
+    SAMPLE = 16
+
+    def __init__(self, problem: Problem, quantities: Sequence[str], n_rec: int, n_cfg: int,
+                 dtype: np.dtype) -> None:
+        self.quantities = list(quantities)
+        self.error = np.zeros((n_rec, len(self.quantities), n_cfg))
+        self.ref = _reference_dtype(dtype)
+        self.host = problem.to(np) if self.ref is not None else None
+        self.sample: int | None = self.SAMPLE
+
+    def _evaluate(self, w: Any) -> dict[str, np.ndarray]:
+        """f_gap, dist2, grad_norm2 (C, m) at the host array ``w`` (C, m, d) in ``self.ref``."""
+        w = np.asarray(to_host(w)).astype(self.ref)
+        g = self.host.grad(w)
+        return {"f_gap": np.asarray(self.host.f_gap(w)),
+                "dist2": np.asarray(self.host.dist2(w)),
+                "grad_norm2": np.asarray((g * g).sum(axis=-1))}
+
+    def _errors(self, w: Any, w_avg: Any, vals: Sequence[Any], m: int | None) -> np.ndarray:
+        cut = slice(None) if m is None else slice(0, m)
+        ref = self._evaluate(w[:, cut, :])
+        if w_avg is not None:
+            ref_avg = self._evaluate(w_avg[:, cut, :])
+            ref.update({"f_gap_avg": ref_avg["f_gap"], "dist2_avg": ref_avg["dist2"]})
+        own = {q: np.asarray(to_host(v[:, cut])) for q, v in
+               zip(self.quantities, vals, strict=True)}
+        out = []
+        for q in self.quantities:
+            src = _ERROR_OF.get(q, q)
+            err = np.abs(own[src].astype(self.ref) - ref[src]).astype(np.float64)
+            out.append(np.where(np.isfinite(err), err, 0.0).mean(axis=1))
+        return np.stack(out)  # (Q, C)
+
+    def record(self, k: int, alive: np.ndarray, w: Any, w_avg: Any, vals: Sequence[Any]
+               ) -> None:
+        """Store the mean |value in dtype − value in the wider type| at record ``k``."""
+        while self.host is not None:
+            try:
+                with np.errstate(all="ignore"):
+                    self.error[k][:, alive] = self._errors(w, w_avg, vals, self.sample)
+                return
+            except (ValueError, TypeError):  # per-replicate data: all replicates, else none
+                if self.sample is None:
+                    self.host = None
+                self.sample = None
 
 
 def _to_frame(
@@ -376,7 +484,34 @@ def _to_frame(
     replicates: int,
     experiment: str,
     dtype: np.dtype,
+    error: np.ndarray | None = None,
 ) -> pd.DataFrame:
+    """The tidy measured table from the recorded aggregates.
+
+    Rows whose mean is non-finite (configurations after they diverged) are absent; every
+    row carries ``diverged_at`` (NaN when the configuration did not diverge).
+
+    ``underflow`` marks recorded values that the run's dtype does not resolve, which
+    figures must not draw as data::
+
+        underflow  ⇔  not (value ≥ max(TINY_FACTOR·tiny, RESOLUTION_FACTOR·err))
+
+    * ``tiny`` is the smallest normal number of the dtype (float32 1.2e-38, float64
+      2.2e-308): with w* = 0 a gap decays through the subnormals to exactly 0, and below
+      1e3·tiny a sum of squares has lost relative precision (true underflow).
+    * ``err`` (``error[k, q, c]``, from :class:`_Resolution`) is the measured evaluation
+      error of the quantity at that step: |value in the dtype − value in a wider type| at
+      replicate 0's iterate. A value below 10·err has no significant digit left — it is
+      rounding noise, e.g. a float32 logistic gap f(w) − f* below ≈ 10·eps·|f*| ≈ 1e-6·|f*|
+      (eps = 1.2e-7), or a float32 distance below the float32 rounding of w*.
+
+    A threshold relative to the start (eps·f(w₀)) is deliberately *not* used: for the
+    direct forms (½ Σ λ_i (w − w*)_i² with w* = 0, PL-sin, Lessard) a float32 gap stays
+    accurate to relative precision ~eps far below eps·f(w₀), down to ``tiny``. Stagnation
+    (α·∇f below half an ulp of w, so the iterate stops moving) is not flagged either: the
+    value of the stuck iterate is resolved, and its plateau is a true property of the run
+    in that dtype. Exact zeros and negative gaps are always flagged.
+    """
     n_k, n_q, n_cfg, _ = results.shape
     kk, qq, cc = np.meshgrid(np.arange(n_k), np.arange(n_q), np.arange(n_cfg), indexing="ij")
     flat = results.reshape(-1, results.shape[-1])
@@ -390,8 +525,10 @@ def _to_frame(
     for j, col in enumerate(STAT_COLUMNS):
         frame[col] = flat[keep, j]
     frame["n"] = replicates
-    tiny = np.finfo(dtype).tiny
-    frame["underflow"] = frame["value"] < tiny * 1e3
+    err = np.zeros(results.shape[:3]) if error is None else np.asarray(error, dtype=float)
+    threshold = np.maximum(TINY_FACTOR * float(np.finfo(dtype).tiny),
+                           RESOLUTION_FACTOR * err.reshape(-1)[keep])
+    frame["underflow"] = ~(frame["value"].to_numpy() >= threshold)
     if iterate is not None:
         ki, ci = np.nonzero(np.isfinite(iterate))
         it = pd.DataFrame({"config": ci, "source": "measured", "quantity": "iterate",
