@@ -1,0 +1,319 @@
+"""Engines of the fast path: per-configuration data, the rows' streams, and the kernels.
+
+An engine holds what stays fixed between calls (hyperparameters as (C, 1) or (C, d) arrays, the
+base step sizes, the noise coefficients, the problem's per-coordinate data) and the rows'
+generator states; ``advance`` runs a compiled loop over steps t0 … t1 − 1 and ``subset`` keeps
+the configurations still alive (their generator states carried over, not reseeded).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..methods import Method
+from ..noise import (
+    CurvatureAlignedNoise,
+    ExactGradient,
+    GradientOracle,
+    IsotropicGaussianNoise,
+    MinibatchSampling,
+)
+from ..problems.finite_sum import FiniteSumLeastSquares
+from ..problems.pl_sin import PLSinProblem
+from ..problems.quadratic import QuadraticProblem
+from ..schedules import Schedule
+from ._blas import single_threaded_blas
+from ._kernels import elementwise_kernel, finite_sum_ls_kernel, measure_kernel, separable_kernel
+from ._parallel import run_chunks, run_rows
+from ._random import row_states
+
+__all__ = ["DenseQuadraticEngine", "FiniteSumEngine", "SeparableEngine", "select_engine"]
+
+_EXACT = (ExactGradient, GradientOracle)
+#: replicates per BLAS product in the dense engine (see DenseQuadraticEngine._blocks)
+DENSE_BLOCK = 16
+
+
+def _noise_variance(oracle: Any, n_cfg: int) -> np.ndarray | None:
+    """σ²/B per configuration (zeros for exact gradients); None for other oracles."""
+    if type(oracle) in _EXACT:
+        return np.zeros(n_cfg)
+    if type(oracle) in (IsotropicGaussianNoise, CurvatureAlignedNoise):
+        v = np.asarray(oracle._variance_over_B(), dtype=np.float64)
+        if v.ndim == 1 and v.size != n_cfg:
+            return None  # the reference raises its own error on the mismatch
+        return np.broadcast_to(v, (n_cfg,)).copy()
+    return None
+
+
+def _coefficient(var: np.ndarray, denom: float, dtype: np.dtype) -> np.ndarray:
+    """sqrt(σ²/(B·denom)) per configuration, as the reference oracle computes it."""
+    return np.asarray([math.sqrt(v / denom) for v in var], dtype=np.float64).astype(dtype)
+
+
+class _Engine:
+    """Shared bookkeeping: hyperparameters, base step sizes, schedule, rows' streams."""
+
+    def __init__(self, method: Method, schedule: Schedule, alpha: Any, hypers: Any,
+                 rng: np.ndarray, replicates: int) -> None:
+        self.method = method
+        self.schedule = schedule
+        self.dtype = np.dtype(alpha.dtype)
+        self.alpha = np.ascontiguousarray(np.asarray(alpha).reshape(-1))
+        self.hypers = [np.ascontiguousarray(np.asarray(h).reshape(h.shape[0], h.shape[-1]))
+                       for h in hypers]
+        self.per_coord = tuple(h.shape[1] > 1 for h in self.hypers)
+        self.rng = rng
+        self.replicates = replicates
+
+    @property
+    def n_configs(self) -> int:
+        return self.alpha.size
+
+    def alphas(self, t0: int, t1: int) -> np.ndarray:
+        """α_t for t = t0 … t1 − 1, shape (t1 − t0, C), evaluated by the Schedule itself."""
+        if self.schedule.kind == "constant":
+            return np.ascontiguousarray(np.broadcast_to(self.alpha, (t1 - t0, self.n_configs)))
+        out = np.empty((t1 - t0, self.n_configs), dtype=self.dtype)
+        for k, t in enumerate(range(t0, t1)):
+            out[k] = self.schedule.alpha(t, self.alpha)
+        return out
+
+    def _rows(self, keep: np.ndarray) -> np.ndarray:
+        R = self.replicates
+        return (keep[:, None] * R + np.arange(R)[None, :]).ravel()
+
+    def subset(self, keep: Any) -> _Engine:
+        """The engine restricted to configurations ``keep`` (streams carried over)."""
+        keep = np.asarray(keep, dtype=np.int64)
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other.alpha = np.ascontiguousarray(self.alpha[keep])
+        other.hypers = [np.ascontiguousarray(h[keep]) for h in self.hypers]
+        other.rng = np.ascontiguousarray(self.rng[self._rows(keep)])
+        for name in self._per_config:
+            setattr(other, name, np.ascontiguousarray(getattr(self, name)[keep]))
+        return other
+
+    _per_config: tuple[str, ...] = ()
+
+    def _flat(self, state: tuple[Any, ...]) -> tuple[list[np.ndarray], tuple[Any, ...]]:
+        """(rows × d views the kernel updates in place, the state they belong to).
+
+        State arrays that are not C-contiguous (the runner's initial point may not be) are
+        copied once; the returned state then holds the copies.
+        """
+        state = tuple(np.ascontiguousarray(s, dtype=self.dtype) for s in state)
+        return [s.reshape(-1, s.shape[-1]) for s in state], state
+
+
+class SeparableEngine(_Engine):
+    """Problems with ∂f/∂w_i a function of w_i alone; noise drawn inside the loop."""
+
+    _per_config = ("coef",)
+
+    def __init__(self, grad_kind: str, lam: np.ndarray, w_star: np.ndarray, nsc: np.ndarray,
+                 coef: np.ndarray, scale: float, mask: np.ndarray, **kw: Any) -> None:
+        super().__init__(**kw)
+        dt = self.dtype
+        self.grad_kind = grad_kind
+        self.lam = np.ascontiguousarray(lam, dtype=dt)
+        self.w_star = np.ascontiguousarray(w_star, dtype=dt)
+        self.nsc = np.ascontiguousarray(nsc, dtype=dt)
+        self.coef = np.ascontiguousarray(coef, dtype=dt)
+        self.scale = dt.type(scale)
+        self.mask = np.ascontiguousarray(mask, dtype=dt)
+        self.kernel = separable_kernel(self.method, grad_kind, self.per_coord, dt.name)
+        self.measure_kernel = measure_kernel(grad_kind)
+
+    def advance(self, state: tuple[Any, ...], t0: int, t1: int) -> tuple[Any, ...]:
+        """Steps t0 … t1 − 1 on every row, in place; returns the state."""
+        if t1 <= t0:
+            return state
+        flat, state = self._flat(state)
+        run_rows(self.kernel, (*flat, *self.hypers, self.alphas(t0, t1), self.lam, self.w_star,
+                               self.nsc, self.coef, self.scale, self.rng, t0, self.replicates),
+                 flat[0].shape[0])
+        return state
+
+    def measure(self, state: tuple[Any, ...]) -> dict[str, np.ndarray]:
+        """Per (configuration, replicate): f − f*, dist2, ‖∇f(w)‖² (dtype of the state) and,
+        per configuration, whether every coordinate of every replicate is finite."""
+        w = np.ascontiguousarray(state[0])
+        C, R, d = w.shape
+        flat = w.reshape(-1, d)
+        out = np.empty((3, C * R))
+        finite = np.empty(C * R, dtype=np.bool_)
+        run_rows(self.measure_kernel, (flat, self.lam, self.w_star, self.mask, self.scale, out,
+                                       finite), C * R)
+        vals = out.astype(w.dtype).reshape(3, C, R)
+        return {"f_gap": vals[0], "dist2": vals[1], "grad_norm2": vals[2],
+                "finite": finite.reshape(C, R).all(axis=1)}
+
+
+class DenseQuadraticEngine(_Engine):
+    """Rotated quadratic: per step G = (q − w*)·A by BLAS, then one fused pass (noise, update,
+    next query point)."""
+
+    _per_config = ("coef",)
+
+    def __init__(self, hessian: np.ndarray, w_star: np.ndarray, coef: np.ndarray,
+                 rotation: np.ndarray, lam: np.ndarray, mask: np.ndarray, **kw: Any) -> None:
+        super().__init__(**kw)
+        dt = self.dtype
+        self.A = np.ascontiguousarray(hessian, dtype=dt)  # symmetric: (q − w*) @ A = A(q − w*)
+        self.Q = np.ascontiguousarray(rotation, dtype=dt)
+        self.lam = np.ascontiguousarray(lam, dtype=dt)
+        self.mask = np.ascontiguousarray(mask, dtype=dt)
+        self.w_star = np.ascontiguousarray(w_star, dtype=dt)
+        self.coef = np.ascontiguousarray(coef, dtype=dt)
+        self.kernel = elementwise_kernel(self.method, self.per_coord, dt.name)
+
+    def _blocks(self, n_cfg: int) -> list[tuple[int, int]]:
+        """Row blocks of at most DENSE_BLOCK replicates of one configuration.
+
+        BLAS may round a row's product differently depending on the shape of the matrix it
+        sits in; blocks defined by (configuration, replicate) alone give every row the same
+        product whatever the number of threads or the other configurations of the batch.
+        """
+        R, out = self.replicates, []
+        for c in range(n_cfg):
+            out += [(c * R + b, c * R + min(b + DENSE_BLOCK, R)) for b in range(0, R, DENSE_BLOCK)]
+        return out
+
+    def advance(self, state: tuple[Any, ...], t0: int, t1: int) -> tuple[Any, ...]:
+        """Steps t0 … t1 − 1 on every row, in place; returns the state.
+
+        Rows are independent, so each thread takes a contiguous run of row blocks through all
+        the steps: per step one BLAS product per block (BLAS single-threaded meanwhile) and one
+        fused pass over its rows — no synchronisation between steps.
+        """
+        if t1 <= t0:
+            return state
+        flat, state = self._flat(state)
+        hyp3 = [h[:, None, :] for h in self.hypers]
+        e = self.method.query(*state, *hyp3) - self.w_star
+        e = np.ascontiguousarray(e.reshape(flat[0].shape))
+        g = np.empty_like(e)
+        alphas = self.alphas(t0, t1)
+        A, kernel, fixed = self.A, self.kernel, (self.w_star, self.coef)
+        blocks = self._blocks(self.n_configs)
+
+        def chunk(b0: int, b1: int) -> None:
+            mine = blocks[b0:b1]
+            r0, r1 = mine[0][0], mine[-1][1]
+            for k, t in enumerate(range(t0, t1)):
+                for q0, q1 in mine:
+                    np.matmul(e[q0:q1], A, out=g[q0:q1])
+                kernel(*flat, *self.hypers, g, e, *fixed, alphas[k], self.rng, t,
+                       self.replicates, r0, r1)
+
+        with single_threaded_blas() as single:
+            run_chunks(chunk, len(blocks), None if single else 1)
+        return state
+
+    def measure(self, state: tuple[Any, ...]) -> dict[str, np.ndarray]:
+        """As :meth:`SeparableEngine.measure`, in the eigenbasis x = Qᵀ(w − w*): f − f* =
+        ½Σλx², dist2 = Σ m·x², ‖∇f‖² = ‖Q(λ⊙x)‖² = Σ(λx)² (Q orthogonal); one BLAS product
+        per row block, the blocks spread over the threads as in :meth:`advance`."""
+        w = np.ascontiguousarray(state[0])
+        C, R, d = w.shape
+        flat = w.reshape(-1, d)
+        out = np.empty((3, C * R), dtype=w.dtype)
+        blocks = self._blocks(C)
+
+        def chunk(b0: int, b1: int) -> None:
+            for q0, q1 in blocks[b0:b1]:
+                with np.errstate(all="ignore"):  # per thread: non-finite rows give NaN
+                    x = (flat[q0:q1] - self.w_star) @ self.Q
+                    lx = self.lam * x
+                    out[0, q0:q1] = 0.5 * (lx * x).sum(axis=-1)
+                    out[1, q0:q1] = (self.mask * x * x).sum(axis=-1)
+                    out[2, q0:q1] = (lx * lx).sum(axis=-1)
+
+        with single_threaded_blas() as single:
+            run_chunks(chunk, len(blocks), None if single else 1)
+        vals = out.reshape(3, C, R)
+        return {"f_gap": vals[0], "dist2": vals[1], "grad_norm2": vals[2],
+                "finite": np.isfinite(w).all(axis=(1, 2))}
+
+
+class FiniteSumEngine(_Engine):
+    """Least squares, minibatch of B rows uniform with replacement, per replicate and step."""
+
+    def __init__(self, A: np.ndarray, b: np.ndarray, batch: int, **kw: Any) -> None:
+        super().__init__(**kw)
+        dt = self.dtype
+        self.A = np.ascontiguousarray(A, dtype=dt)
+        self.b = np.ascontiguousarray(b, dtype=dt)
+        self.batch = int(batch)
+        self.kernel = finite_sum_ls_kernel(self.method, self.per_coord, dt.name)
+
+    def advance(self, state: tuple[Any, ...], t0: int, t1: int) -> tuple[Any, ...]:
+        """Steps t0 … t1 − 1 on every row, in place; returns ``state``."""
+        if t1 <= t0:
+            return state
+        flat, state = self._flat(state)
+        run_rows(self.kernel, (*flat, *self.hypers, self.alphas(t0, t1), self.A, self.b,
+                               self.batch, self.rng, t0, self.replicates), flat[0].shape[0])
+        return state
+
+
+def select_engine(*, problem: Any, method: Method, oracle: Any, schedule: Schedule,
+                  alpha: Any, hypers: Any, seed: int, config_keys: list[str],
+                  replicates: int) -> _Engine | None:
+    """The engine for this combination, or None when it is not supported."""
+    if method.grad_transform is not None or not isinstance(alpha, np.ndarray):
+        return None
+    if np.dtype(alpha.dtype) not in (np.dtype(np.float64), np.dtype(np.float32)):
+        return None
+    n_cfg = alpha.shape[0]
+    d = problem.dim
+    kw = {"method": method, "schedule": schedule, "alpha": alpha, "hypers": hypers,
+          "replicates": replicates}
+    dt = np.dtype(alpha.dtype)
+
+    def rng() -> np.ndarray:
+        return row_states(seed, config_keys, replicates)
+
+    def mask() -> np.ndarray:
+        # dist2 counts range(A) only (QuadraticProblem.dist2 with zero eigenvalues)
+        lam = np.asarray(problem.eigenvalues, dtype=np.float64)
+        return (lam > 0).astype(np.float64) if problem.n_zero else np.ones(d)
+
+    ptype = type(problem)
+    if ptype is FiniteSumLeastSquares:
+        if not (type(oracle) is MinibatchSampling and oracle.scheme == "with_replacement"):
+            return None
+        if problem.reg or problem.n >= 2**32 or not 1 <= oracle.B <= problem.n:
+            return None
+        return FiniteSumEngine(A=problem.A, b=problem.b, batch=oracle.B, rng=rng(), **kw)
+
+    var = _noise_variance(oracle, n_cfg)
+    if var is None:
+        return None
+    curvature = type(oracle) is CurvatureAlignedNoise
+    if ptype is QuadraticProblem:
+        if curvature and problem.rotated:
+            return None
+        if problem.rotated:
+            lam = np.asarray(problem.eigenvalues, dtype=np.float64)
+            return DenseQuadraticEngine(hessian=problem.hessian_matrix(), w_star=problem.w_star,
+                                        coef=_coefficient(var, float(d), dt),
+                                        rotation=problem.rotation, lam=lam, mask=mask(),
+                                        rng=rng(), **kw)
+        lam = np.asarray(problem.eigenvalues, dtype=np.float64)
+        if curvature:
+            nsc, coef = np.sqrt(lam), _coefficient(var, float(problem.hessian_trace), dt)
+        else:
+            nsc, coef = np.ones(d), _coefficient(var, float(d), dt)
+        return SeparableEngine(grad_kind="quadratic", lam=lam, w_star=problem.w_star, nsc=nsc,
+                               coef=coef, scale=0.0, mask=mask(), rng=rng(), **kw)
+    if ptype is PLSinProblem and not problem.rotated and not curvature:
+        return SeparableEngine(grad_kind="pl_sin", lam=np.zeros(d), w_star=problem.w_star,
+                               nsc=np.ones(d), coef=_coefficient(var, float(d), dt),
+                               scale=problem.scale, mask=np.ones(d), rng=rng(), **kw)
+    return None

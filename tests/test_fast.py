@@ -1,0 +1,366 @@
+"""The fast path (simulate.fast) against the NumPy reference.
+
+* noise off: the fast path gives the reference's numbers (to rounding) for every method;
+* noise on: the same law — means of f − f* within a Bonferroni z·stderr of the exact expected
+  curve (theory.sgd_exact_quadratic / heavy_ball_exact_quadratic);
+* streams: the same numbers on 1 or 2 threads, in one call or many, alone or in a batch;
+* where a combination is not supported, engine="fast" raises the runner's error.
+
+No timed assertions. The loops are compiled on first use (a few seconds each, cached on disk).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+from scipy import stats
+
+import theory
+from simulate.fast import fast_path
+from simulate.fast._kernels import bounded_index
+from simulate.fast._random import row_states, standard_normals
+from simulate.methods import METHODS, get_method
+from simulate.noise import (
+    CurvatureAlignedNoise,
+    ExactGradient,
+    IsotropicGaussianNoise,
+    MinibatchSampling,
+)
+from simulate.problems import (
+    FiniteSumLeastSquares,
+    FiniteSumLogistic,
+    PLSinProblem,
+    QuadraticProblem,
+)
+from simulate.runner import run
+from simulate.schedules import Schedule
+from simulate.verdicts import bonferroni_z
+
+# float64 rounding: identical operations give identical bits; where the fast path rounds
+# differently (Adam's β^(t+1) by repeated multiplication vs NumPy's pow; one product A(q − w*)
+# for a rotated quadratic vs the reference's Q(λ ⊙ Qᵀ(q − w*))) the difference is a few ulp
+# per step, damped by the contraction of the iteration — far below 1e-12 relative.
+RTOL = 1e-12
+#: seed of the statistical tests (they pass for seeds 0..19; checked when written)
+SEED = 11
+
+CONFIGS = {
+    "sgd": [{"alpha": 0.9}, {"alpha": 1.5}],
+    "gd": [{"alpha": 1.0}],
+    "heavy_ball": [{"alpha": 0.5, "beta": 0.9}, {"alpha": 1.0, "beta": 0.5}],
+    "nesterov": [{"alpha": 0.8, "beta": 0.9}],
+    "precond_diag": [{"alpha": 0.5, "p": np.linspace(0.5, 1.5, 16)}],
+    "adagrad": [{"alpha": 0.2}],
+    "rmsprop": [{"alpha": 0.01, "rho": 0.9}],
+    "adam": [{"alpha": 0.02, "beta1": 0.8, "beta2": 0.99}],
+}
+ELEMENTWISE = sorted(set(METHODS) - {"precond_matrix"})
+
+
+def _values(res, quantity="f_gap"):
+    c = res.curves
+    sel = c[c["quantity"] == quantity].sort_values(["config", "step"])
+    return sel["value"].to_numpy(), sel["stderr"].to_numpy(), sel["step"].to_numpy()
+
+
+def _both(problem, method, configs, *, steps=150, replicates=3, oracle=None, **kw):
+    w0 = np.random.default_rng(7).standard_normal((replicates, problem.dim))
+    out = {}
+    for engine in ("reference", "fast"):
+        out[engine] = run(problem, get_method(method), configs, steps=steps, w0=w0,
+                          oracle=oracle, replicates=replicates, engine=engine, **kw)
+    return out["reference"], out["fast"]
+
+
+def _assert_same(ref, fast, rtol=RTOL):
+    for q in ("f_gap", "dist2", "grad_norm2"):
+        a, _, sa = _values(ref, q)
+        b, _, sb = _values(fast, q)
+        np.testing.assert_array_equal(sa, sb)
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=0, err_msg=q)
+    np.testing.assert_array_equal(ref.diverged_at, fast.diverged_at)
+
+
+# --------------------------------------------------------------------------- noise off
+def test_every_method_except_dense_is_supported():
+    assert set(CONFIGS) == set(METHODS) - {"precond_matrix"}
+
+
+@pytest.mark.parametrize("method", sorted(CONFIGS))
+def test_diagonal_quadratic_identical_to_reference(method):
+    prob = QuadraticProblem(16, L=1.0, mu=1e-2)
+    ref, fast = _both(prob, method, CONFIGS[method])
+    _assert_same(ref, fast)
+
+
+def test_zero_eigenvalues_and_nonzero_minimiser():
+    prob = QuadraticProblem(16, L=2.0, mu=0.1, n_zero=3, w_star=np.linspace(-1, 1, 16))
+    _assert_same(*_both(prob, "heavy_ball", CONFIGS["heavy_ball"]))
+
+
+@pytest.mark.parametrize("method", ["heavy_ball", "nesterov", "adam"])
+def test_rotated_quadratic_identical_to_reference(method):
+    prob = QuadraticProblem(12, L=1.0, mu=0.05, rotated=True, seed=3,
+                            w_star=np.linspace(0, 1, 12))
+    cfgs = [dict(c, eps=1e-3) if method == "adam" else c for c in CONFIGS[method]]
+    # Adam's normalised step g/√v amplifies rounding once g and v are tiny, so the rotated
+    # comparison (different but equivalent products) stops while the iterate is still far
+    # from w* (f − f* falls by ~1e-2 in 60 steps here) and eps damps the normalisation.
+    ref, fast = _both(prob, method, cfgs, steps=60)
+    _assert_same(ref, fast, rtol=1e-11)
+
+
+@pytest.mark.parametrize("method", ["sgd", "nesterov"])
+def test_pl_sin_identical_to_reference(method):
+    prob = PLSinProblem(10, scale=0.5)
+    cfg = [{"alpha": 0.2}] if method == "sgd" else [{"alpha": 0.1, "beta": 0.5}]
+    # sin in numba (libm) and NumPy may differ by one ulp: same tolerance argument as above
+    _assert_same(*_both(prob, method, cfg, steps=100), rtol=1e-11)
+
+
+@pytest.mark.parametrize("schedule", [Schedule("inverse_time", c=2.0, t0=3.0),
+                                      Schedule("step_decay", factor=0.5, every=40)])
+def test_schedules_identical_to_reference(schedule):
+    prob = QuadraticProblem(16, L=1.0, mu=1e-2)
+    _assert_same(*_both(prob, "sgd", [{"alpha": 1.2}, {"alpha": 0.6}], schedule=schedule))
+
+
+def test_divergent_configuration_dropped_at_the_same_step():
+    prob = QuadraticProblem(16, L=1.0, mu=1e-2)
+    ref, fast = _both(prob, "sgd", [{"alpha": 0.5}, {"alpha": 2.5}, {"alpha": 1.0}],
+                      steps=200)
+    assert np.isfinite(ref.diverged_at[1]) and np.isnan(ref.diverged_at[[0, 2]]).all()
+    _assert_same(ref, fast)
+
+
+def test_float32_close_to_reference():
+    prob = QuadraticProblem(16, L=1.0, mu=1e-2)
+    ref, fast = _both(prob, "heavy_ball", CONFIGS["heavy_ball"], dtype="float32")
+    for q in ("f_gap", "dist2"):
+        a, _, _ = _values(ref, q)
+        b, _, _ = _values(fast, q)
+        # float32 (ε = 6e-8): the compiled loop evaluates constants such as 1 − β in float64;
+        # 150 contracting steps keep the relative difference within ~1e3 ε
+        np.testing.assert_allclose(b, a, rtol=1e-4, err_msg=q)
+
+
+def test_measure_matches_problem_functions():
+    rng = np.random.default_rng(0)
+    for prob in (QuadraticProblem(16, L=3.0, mu=0.1, n_zero=2, w_star=rng.standard_normal(16)),
+                 QuadraticProblem(16, L=3.0, mu=0.1, rotated=True, seed=1),
+                 PLSinProblem(16, scale=0.7, w_star=rng.standard_normal(16))):
+        eng = fast_path(problem=prob, method=get_method("sgd"), oracle=ExactGradient(),
+                        schedule=Schedule(), alpha=np.full((2, 1, 1), 0.1), hypers=[], xp=np,
+                        seed=0, config_keys=["a", "b"], replicates=3)
+        w = rng.standard_normal((2, 3, 16))
+        w[1, 2, 5] = np.inf
+        got = eng.measure((w,))
+        with np.errstate(invalid="ignore"):
+            g = prob.grad(w)
+            want = {"f_gap": prob.f_gap(w), "dist2": prob.dist2(w),
+                    "grad_norm2": (g * g).sum(axis=-1)}
+        for k, v in want.items():
+            np.testing.assert_allclose(got[k][0], v[0], rtol=1e-13, err_msg=k)
+        assert list(got["finite"]) == [True, False]
+
+
+# --------------------------------------------------------------------------- noise on
+def _exact(method, t, lam, cfg, s2, m0):
+    if method == "sgd":
+        return theory.sgd_exact_quadratic(t, lam, cfg["alpha"], s2, m0).values
+    return theory.heavy_ball_exact_quadratic(t, lam, cfg["alpha"], cfg["beta"], s2, m0).values
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("method", "oracle"), [
+    ("sgd", IsotropicGaussianNoise(sigma2=2.0, B=1)),
+    ("heavy_ball", IsotropicGaussianNoise(sigma2=[2.0, 0.5], B=[1, 2])),
+    ("sgd", CurvatureAlignedNoise(sigma2=4.0, B=1)),
+])
+def test_noise_matches_exact_expected_curve(method, oracle, dtype):
+    d, R, T = 24, 400, 300
+    lam = np.geomspace(0.05, 1.0, d)
+    prob = QuadraticProblem(d, eigenvalues=lam)
+    cfgs = ([{"alpha": 0.9}, {"alpha": 0.3}] if method == "sgd"
+            else [{"alpha": 0.4, "beta": 0.7}, {"alpha": 0.2, "beta": 0.5}])
+    rec = np.unique(np.r_[0, np.geomspace(1, T, 15).astype(int)])
+    w0 = np.full(d, 0.5)
+    res = run(prob, get_method(method), cfgs, steps=T, w0=w0, oracle=oracle, replicates=R,
+              seed=SEED, record_at=rec, engine="fast", dtype=dtype)
+    mean, se, steps = _values(res)
+    mean, se, steps = (x.reshape(len(cfgs), -1) for x in (mean, se, steps))
+    # two-sided test at every recorded step of every configuration: Bonferroni over all
+    # of them with the verdicts' family δ = 1e-6; each mean is over R = 400 replicates of a
+    # sum of 24 weighted chi-squares, where the normal approximation is accurate at this z
+    z = bonferroni_z(2 * mean.size)
+    # plus float rounding of a mean of d-term sums in this dtype (at t = 0 every replicate
+    # is the same number and the float32 "stderr" is rounding noise, not sampling error)
+    rounding = 10 * d * np.finfo(dtype).eps
+    for c, cfg in enumerate(cfgs):
+        var_over_b = oracle._variance_over_B()
+        v = float(np.broadcast_to(var_over_b, (len(cfgs),))[c])
+        s2 = v * lam / lam.sum() if isinstance(oracle, CurvatureAlignedNoise) else v / d
+        want = _exact(method, steps[c], lam, cfg, s2, w0**2)
+        tol = z * se[c] + rounding * want
+        assert np.all(np.abs(mean[c] - want) <= tol), (cfg, mean[c] / want)
+        # power: the stationary level with half the noise is rejected at the last steps
+        wrong = _exact(method, steps[c], lam, cfg, 0.5 * s2, w0**2)
+        assert np.any(np.abs(mean[c] - wrong) > tol)
+
+
+def test_finite_sum_minibatch_matches_reference_statistics():
+    prob = FiniteSumLeastSquares(n=500, dim=8, seed=2, noise_std=1.0)
+    oracle = MinibatchSampling(B=4)
+    cfgs = [{"alpha": 0.1}, {"alpha": 0.03}]
+    kw = {"steps": 200, "w0": np.zeros(8), "oracle": oracle, "replicates": 300,
+          "record_at": [0, 10, 50, 200], "seed": SEED}
+    ref = run(prob, get_method("sgd"), cfgs, engine="reference", **kw)
+    fast = run(prob, get_method("sgd"), cfgs, engine="fast", **kw)
+    a, sa, _ = _values(ref)
+    b, sb, _ = _values(fast)
+    # two independent means of the same law: |a − b| ≤ z·√(sa² + sb²), Bonferroni over 6
+    z = bonferroni_z(2 * a.size)
+    assert np.all(np.abs(a - b) <= z * np.hypot(sa, sb)), a / b
+
+
+def test_finite_sum_gradient_is_the_component_mean():
+    # one SGD step of the fast path from w0, redone by hand with the same row stream
+    prob = FiniteSumLeastSquares(n=300, dim=6, seed=1)
+    R, B, alpha = 3, 5, 0.1
+    w0 = np.random.default_rng(3).standard_normal((1, R, 6))
+    eng = fast_path(problem=prob, method=get_method("sgd"), oracle=MinibatchSampling(B=B),
+                    schedule=Schedule(), alpha=np.full((1, 1, 1), alpha), hypers=[], xp=np,
+                    seed=4, config_keys=["k"], replicates=R)
+    (w1,) = eng.advance((w0.copy(),), 0, 1)
+    idx = _draw_indices(prob.n, row_states(4, ["k"], R), B)[None]
+    want = w0 - alpha * prob.component_grad_mean(w0, idx)
+    np.testing.assert_allclose(w1, want, rtol=1e-13, atol=1e-15)
+
+
+# --------------------------------------------------------------------------- streams
+@numba.njit
+def _draw_indices(n, states, count):
+    """``count`` indices per row from each row's stream, as the finite-sum loop draws them."""
+    out = np.empty((states.shape[0], count), dtype=np.int64)
+    for r in range(states.shape[0]):
+        s0, s1, s2, s3 = states[r, 0], states[r, 1], states[r, 2], states[r, 3]
+        for b in range(count):
+            out[r, b], s0, s1, s2, s3 = bounded_index(n, s0, s1, s2, s3)
+    return out
+
+
+def _noisy_run(configs, keys, rotated=False, replicates=5, **kw):
+    prob = QuadraticProblem(20, L=1.0, mu=1e-2, rotated=rotated)
+    return run(prob, get_method("heavy_ball"), configs, steps=120, w0=np.ones(20),
+               oracle=IsotropicGaussianNoise(sigma2=1.0), replicates=replicates, seed=9,
+               config_keys=keys, engine="fast", **kw)
+
+
+@pytest.mark.parametrize("rotated", [False, True])
+def test_same_numbers_on_one_or_two_threads(rotated):
+    cfgs = [{"alpha": 0.5, "beta": 0.9}, {"alpha": 0.3, "beta": 0.5}]
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = _noisy_run(cfgs, ["a", "b"], rotated=rotated).curves
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = _noisy_run(cfgs, ["a", "b"], rotated=rotated).curves
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(one["value"].to_numpy(), two["value"].to_numpy())
+
+
+def test_dense_rows_same_alone_and_in_a_batch():
+    # R = 37 replicates: BLAS blocks of 16, 16 and 5 rows per configuration
+    cfg_b = {"alpha": 0.3, "beta": 0.5}
+    batch = _noisy_run([{"alpha": 0.5, "beta": 0.9}, cfg_b], ["a", "b"], rotated=True,
+                       replicates=37)
+    alone = _noisy_run([cfg_b], ["b"], rotated=True, replicates=37)
+    b = batch.curves[batch.curves["config"] == 1]["value"].to_numpy()
+    np.testing.assert_array_equal(alone.curves["value"].to_numpy(), b)
+
+
+def test_same_numbers_alone_in_a_batch_and_in_pieces():
+    cfg_b = {"alpha": 0.3, "beta": 0.5}
+    batch = _noisy_run([{"alpha": 0.5, "beta": 0.9}, cfg_b, {"alpha": 9.0, "beta": 0.9}],
+                       ["a", "b", "diverges"], record_at=[0, 7, 60, 120])
+    alone = _noisy_run([cfg_b], ["b"], record_at=np.union1d(np.arange(0, 121, 3), [7]),
+                       check_every=1)
+    assert np.isfinite(batch.diverged_at[2])  # dropped mid-run: the others' streams go on
+    b = batch.curves[(batch.curves["config"] == 1) & (batch.curves["quantity"] == "f_gap")]
+    a = alone.curves[(alone.curves["quantity"] == "f_gap") & alone.curves["step"].isin(b["step"])]
+    np.testing.assert_array_equal(a["value"].to_numpy(), b["value"].to_numpy())
+
+
+def test_different_keys_and_replicates_get_different_streams():
+    states = row_states(0, ["a", "b"], 3)
+    assert len({tuple(s) for s in states}) == 6
+    assert not np.array_equal(row_states(1, ["a"], 1), row_states(0, ["a"], 1))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_ziggurat_normals_are_standard_normal(dtype):
+    z = standard_normals(row_states(SEED, ["zig"], 1)[0], 400_000, dtype).astype(np.float64)
+    # KS over the whole law; tail frequency beyond R = 3.654 (the ziggurat's tail branch,
+    # expected 103 ± 10 of 400k) and the 4th moment probe the rejection paths. p > 1e-6.
+    assert stats.kstest(z, "norm").pvalue > 1e-6
+    n_tail = int(np.sum(np.abs(z) > 3.6541528853610088))
+    assert stats.binomtest(n_tail, z.size, 2 * stats.norm.sf(3.6541528853610088)).pvalue > 1e-6
+    assert abs(np.mean(z**4) - 3.0) < 5.3 * np.sqrt(96.0 / z.size)  # var(z⁴) = 96
+
+
+def test_bounded_index_is_uniform():
+    n = 7
+    idx = _draw_indices(n, row_states(SEED, ["idx"], 1), 70_000)
+    assert stats.chisquare(np.bincount(idx.ravel(), minlength=n)).pvalue > 1e-6
+
+
+# --------------------------------------------------------------------------- unsupported
+@pytest.mark.parametrize("case", ["precond_matrix", "logistic", "without_replacement",
+                                  "curvature_rotated"])
+def test_engine_fast_raises_where_unsupported(case):
+    quad = QuadraticProblem(8, L=1.0, mu=0.1)
+    method, problem, cfg, oracle = "sgd", quad, {"alpha": 0.1}, None
+    if case == "precond_matrix":
+        method, cfg = "precond_matrix", {"alpha": 0.1, "P": np.eye(8)}
+    elif case == "logistic":
+        problem, oracle = FiniteSumLogistic(n=50, dim=8, seed=0), MinibatchSampling(B=2)
+    elif case == "without_replacement":
+        problem = FiniteSumLeastSquares(n=50, dim=8, seed=0)
+        oracle = MinibatchSampling(B=2, scheme="without_replacement")
+    else:
+        problem = QuadraticProblem(8, L=1.0, mu=0.1, rotated=True)
+        oracle = CurvatureAlignedNoise(sigma2=1.0)
+    with pytest.raises(ValueError, match="engine='fast' is not available"):
+        run(problem, get_method(method), [cfg], steps=5, w0=np.zeros(8), oracle=oracle,
+            engine="fast")
+    # and the default engine falls back to the reference without complaint
+    run(problem, get_method(method), [cfg], steps=5, w0=np.zeros(8), oracle=oracle)
+
+
+# --------------------------------------------------------------------------- bench
+def test_bench_quick_writes_the_table(tmp_path, capsys):
+    import pandas as pd
+
+    from simulate.cli import main
+
+    out = tmp_path / "bench.csv"
+    assert main(["bench", "--quick", "--workload", "W1", "--repeats", "1", "--out",
+                 str(out)]) == 0
+    df = pd.read_csv(out)
+    assert {"workload", "implementation", "median_s", "min_s", "max_s",
+            "coord_updates_per_s"} <= set(df.columns)
+    assert {"lab", "lab-float32", "numpy-loop", "numpy-batched"} <= set(df["implementation"])
+    assert (df["workload"] == "W1").all() and (df["median_s"] > 0).all()
+    lab = df.set_index("implementation").loc["lab"]
+    assert lab["speedup_vs_numpy-batched"] == pytest.approx(
+        df.set_index("implementation").loc["numpy-batched", "median_s"] / lab["median_s"])
+    assert "coord_updates_per_s" in capsys.readouterr().out
+
+
+def test_bench_rejects_unknown_workload(capsys):
+    from simulate.cli import main
+
+    assert main(["bench", "--quick", "--workload", "W9"]) == 2
+    assert "W9" in capsys.readouterr().err
