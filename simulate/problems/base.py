@@ -83,6 +83,10 @@ class Problem(ABC):
     def grad(self, w: Any) -> Any:
         """∇f(w) for w shaped (..., d); returns shape (..., d)."""
 
+    #: True when f − f*, ‖w − w*‖² and ∇f are evaluated from w − w* with no cancellation
+    #: (so their rounding error in float64 is relative and the runner skips measuring it)
+    direct_forms: bool = False
+
     def f_gap(self, w: Any) -> Any:
         """f(w) − f* on a batch; subclasses override it where a direct form avoids cancellation."""
         return self.value(w) - self.f_star

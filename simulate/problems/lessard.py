@@ -47,6 +47,8 @@ class LessardProblem(Problem):
     input's dtype.
     """
 
+    direct_forms = True  # f − f*, ‖w − w*‖², ∇f all from w − w*: no cancellation
+
     name = "lessard"
 
     def __init__(self, dim: int = 1) -> None:

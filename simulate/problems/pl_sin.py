@@ -91,6 +91,8 @@ class PLSinProblem(CastingProblem):
     ‖w − w*‖². ``x_worst`` = x̂: the eigenbasis point x = (x̂, 0, …, 0) attains the PL ratio μ.
     """
 
+    direct_forms = True  # f − f*, ‖w − w*‖², ∇f all from w − w*: no cancellation
+
     name = "pl_sin"
     _device_arrays = ("_Q", "_w_star_dev")
 

@@ -118,6 +118,8 @@ class QuadraticProblem(CastingProblem):
     nonzero eigenvector (THEORY.md §1, §5).
     """
 
+    direct_forms = True  # f − f*, ‖w − w*‖², ∇f all from w − w*: no cancellation
+
     name = "quadratic"
     _device_arrays = ("_lam", "_sqrt_lam", "_mask", "_Q", "_w_star_dev")
 
@@ -280,6 +282,8 @@ class DenseQuadraticProblem(CastingProblem):
     (ascending, ``numpy.linalg.eigvalsh``; L and μ are its ends) and ``eigenvectors``
     (columns, ``numpy.linalg.eigh``).
     """
+
+    direct_forms = True  # f − f*, ‖w − w*‖², ∇f all from w − w*: no cancellation
 
     name = "dense_quadratic"
     _device_arrays = ("_A", "_sqrt_A", "_w_star_dev")
