@@ -153,6 +153,20 @@ def save_figure_atomic(fig: Figure, path: str | Path, *, fmt: str = "png", dpi: 
         raise
 
 
+def _write_plan(plan: FigurePlan, curves: pd.DataFrame | None, points: pd.DataFrame | None,
+                title: str | None, target: Path, *, svg: bool, prefix: str, dpi: int) -> list[str]:
+    fig = draw_figure(plan, curves, points, title)
+    written: list[str] = []
+    try:
+        for fmt in ("png", "svg") if svg else ("png",):
+            name = f"{prefix}{plan.name}.{fmt}"
+            save_figure_atomic(fig, target / name, fmt=fmt, dpi=dpi)
+            written.append(name)
+    finally:
+        fig.clear()
+    return written
+
+
 def save_figures(
     exp_dir: str | Path,
     svg: bool = False,
@@ -160,26 +174,28 @@ def save_figures(
     out_dir: str | Path | None = None,
     prefix: str = "",
     dpi: int = DPI,
+    only: str | None = None,
 ) -> list[str]:
     """Draw an experiment's figures and write them as PNG (and SVG when ``svg``).
 
     Files go to ``out_dir`` (default: the experiment directory) as
     ``<prefix><stem>.png``; each is written atomically (:func:`save_figure_atomic`).
-    Returns the file names written, in display order (PNG before its SVG).
+    ``only`` (a plan name, see :func:`plan_figures`) draws that one figure — what a worker
+    process does when figures are drawn in parallel. Returns the file names written, in
+    display order (PNG before its SVG).
     """
     exp = Path(exp_dir)
     target = Path(out_dir) if out_dir is not None else exp
     target.mkdir(parents=True, exist_ok=True)
     curves, points, meta = _load(exp)
     title = meta.get("title") or None
+    plans = _plan(curves, points)
+    if only is not None:
+        plans = [p for p in plans if p.name == only]
+        if not plans:
+            raise ValueError(f"only={only!r}: no such figure in {exp}")
     written: list[str] = []
-    for plan in _plan(curves, points):
-        fig = draw_figure(plan, curves, points, title)
-        try:
-            for fmt in ("png", "svg") if svg else ("png",):
-                name = f"{prefix}{plan.name}.{fmt}"
-                save_figure_atomic(fig, target / name, fmt=fmt, dpi=dpi)
-                written.append(name)
-        finally:
-            fig.clear()
+    for plan in plans:
+        written += _write_plan(plan, curves, points, title, target, svg=svg, prefix=prefix,
+                               dpi=dpi)
     return written

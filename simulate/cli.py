@@ -214,15 +214,6 @@ def _check_out_dir(path: Path) -> Path:
     return path
 
 
-def _figures_writer(svg: bool):
-    def write(exp_dir: Path) -> list[str]:
-        from plots import save_figures
-
-        return save_figures(exp_dir, svg=svg)
-
-    return write
-
-
 def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
     """--executor/--scheduler/--workers/--chunk-work, checked (UsageError otherwise)."""
     kind = getattr(args, "executor", None) or "local"
@@ -268,12 +259,14 @@ def run_catalogue(names: Sequence[str], args: argparse.Namespace, out: Path, *, 
     from .backend import backend_name
     from .executor import activate
     from .experiments import CATALOGUE, run_experiment
+    from .figure_jobs import FigureJobs, default_workers
     from .io import (
+        commit_experiment,
         config_hash,
         read_verdicts,
         reusable_experiment,
+        stage_experiment,
         versions,
-        write_experiment,
         write_json,
     )
 
@@ -295,14 +288,30 @@ def run_catalogue(names: Sequence[str], args: argparse.Namespace, out: Path, *, 
     executor_options = _executor_options(args)
     out = _check_out_dir(out)
     command = shlex.join(["simulate", *sys.argv[1:]]) if sys.argv else "simulate"
-    # while active, run() submits its work to the executor (None: in-process)
-    finish_executor = activate(_start_executor(executor_options, out))
+    svg = getattr(args, "svg", False)
+    # figures are drawn in worker processes while the next experiment runs (for one
+    # experiment, starting the workers costs about what it saves: drawn in line); an
+    # experiment's directory appears (committed) only once its figures are written.
+    # Started first, while this process has no other thread (see simulate.figure_jobs).
+    try:
+        workers = default_workers()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    jobs = FigureJobs(svg=svg, workers=workers if len(names) > 1 else 1) if figures else None
+    try:
+        if jobs is not None:
+            jobs.start()
+        # while active, run() submits its work to the executor (None: in-process)
+        finish_executor = activate(_start_executor(executor_options, out))
+    except BaseException:
+        if jobs is not None:
+            jobs.abandon()
+        raise
     progress = _Progress(names, enabled=sys.stderr.isatty() and not getattr(args, "quiet", False))
     all_verdicts = []
     reused = []
     t_run = time.perf_counter()
     resume = not getattr(args, "fresh", False)
-    svg = getattr(args, "svg", False)
     completed = False
     try:
         for i, name in enumerate(names):
@@ -339,10 +348,18 @@ def run_catalogue(names: Sequence[str], args: argparse.Namespace, out: Path, *, 
                 "params": params, "versions": versions(),
                 "wall_time_s": round(time.perf_counter() - t0, 3),
             }
-            write_experiment(out, name, result, meta, _figures_writer(svg) if figures else None)
+            staged = stage_experiment(out, name, result, meta)
+            if jobs is None:
+                commit_experiment(staged)
+            else:
+                jobs.submit(staged)
             all_verdicts.append(result.verdicts)
+        if jobs is not None:
+            jobs.wait()
         completed = True
     finally:
+        if jobs is not None and not completed:
+            jobs.abandon()
         progress.close()
         finish_executor(completed)
     if reused:

@@ -29,7 +29,8 @@ import pandas as pd
 from .experiments.base import ExperimentResult
 
 __all__ = ["atomic_write_text", "code_version", "config_hash", "read_experiment",
-           "read_verdicts", "reusable_experiment", "versions", "write_experiment", "write_json"]
+           "read_verdicts", "reusable_experiment", "versions", "write_experiment", "write_json",
+           "stage_experiment", "commit_experiment", "discard_staged"]
 
 #: the packages whose source decides the numbers an experiment produces
 _CODE_PACKAGES = ("theory", "simulate", "plots")
@@ -139,17 +140,16 @@ def remove_stale_partials(out_dir: Path) -> list[Path]:
     return removed
 
 
-def write_experiment(
-    out_dir: Path,
-    name: str,
-    result: ExperimentResult,
-    meta: dict[str, Any],
-    figures: Callable[[Path], list[str]] | None = None,
-) -> Path:
-    """Write one experiment's tables, meta and figures as ``out_dir/name``, atomically."""
+def stage_experiment(out_dir: Path, name: str, result: ExperimentResult,
+                     meta: dict[str, Any]) -> Path:
+    """Write one experiment's tables and meta into a fresh partial directory of ``out_dir``.
+
+    The directory (``.NAME.partial-PID-…``) is invisible to readers and to the resume check
+    until :func:`commit_experiment` renames it to ``out_dir/NAME``; if the writing process dies
+    first, :func:`remove_stale_partials` removes it later.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / name
     remove_stale_partials(out_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-{os.getpid()}-", dir=out_dir))
     try:
@@ -158,23 +158,67 @@ def write_experiment(
         if len(result.scaling):
             (tmp / "scaling.csv").write_text(_csv(result.scaling), encoding="utf-8")
         meta = dict(meta, findings=list(result.findings), figures=[])
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str)
+        _write_meta(tmp, meta)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
+
+
+def _write_meta(exp_dir: Path, meta: dict[str, Any]) -> None:
+    (exp_dir / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str)
                                        + "\n", encoding="utf-8")
-        if figures is not None:
-            meta["figures"] = figures(tmp)
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True,
-                                                      default=str) + "\n", encoding="utf-8")
+
+
+def commit_experiment(staged: Path, figures: list[str] | None = None) -> Path:
+    """Record ``figures`` (file names, in display order) in the staged meta, then replace
+    ``out_dir/NAME`` by the staged directory in one rename (the old one, if any, is removed).
+
+    On error the staged directory is removed and the previous ``out_dir/NAME`` is kept.
+    """
+    staged = Path(staged)
+    out_dir = staged.parent
+    name = staged.name[1:].split(".partial-", 1)[0]
+    final = out_dir / name
+    try:
+        if figures:
+            meta = json.loads((staged / "meta.json").read_text(encoding="utf-8"))
+            meta["figures"] = list(figures)
+            _write_meta(staged, meta)
         old = None
         if final.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{name}.old-{os.getpid()}-", dir=out_dir))
             os.replace(final, old / name)
-        os.replace(tmp, final)
+        os.replace(staged, final)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staged, ignore_errors=True)
         raise
     return final
+
+
+def discard_staged(staged: Path) -> None:
+    """Remove a staged directory that will not be committed."""
+    shutil.rmtree(staged, ignore_errors=True)
+
+
+def write_experiment(
+    out_dir: Path,
+    name: str,
+    result: ExperimentResult,
+    meta: dict[str, Any],
+    figures: Callable[[Path], list[str]] | None = None,
+) -> Path:
+    """Write one experiment's tables, meta and figures as ``out_dir/name``, atomically
+    (:func:`stage_experiment`, ``figures(staged_dir)``, :func:`commit_experiment`)."""
+    staged = stage_experiment(out_dir, name, result, meta)
+    try:
+        written = figures(staged) if figures is not None else None
+    except BaseException:
+        discard_staged(staged)
+        raise
+    return commit_experiment(staged, written)
 
 
 def read_verdicts(path: Path) -> pd.DataFrame:

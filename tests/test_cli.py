@@ -24,8 +24,9 @@ def _command() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "simulate"]
 
 
-def simulate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, SIMULATE_BACKEND="numpy", MPLBACKEND="Agg")
+def simulate(*args: str, cwd: Path | None = None,
+             env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SIMULATE_BACKEND="numpy", MPLBACKEND="Agg", **(env_extra or {}))
     # without an installed console script (running from a source tree), make the package
     # importable from any working directory
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
@@ -149,6 +150,15 @@ def test_bad_toml_keys_and_unwritable_out(tmp_path):
     blocker.write_text("")
     out = simulate("run", EXP, "--quick", "--out", str(blocker / "sub"))
     assert out.returncode == 2 and "--out" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bad_figure_worker_count_is_one_line_exit_2(tmp_path):
+    out = simulate("run", EXP, "--quick", "--out", str(tmp_path / "o"),
+                   env_extra={"SIMULATE_FIGURE_WORKERS": "-2"})
+    err = out.stderr.strip()
+    assert out.returncode == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert "SIMULATE_FIGURE_WORKERS" in err and "-2" in err
+    assert not (tmp_path / "o" / EXP).exists()
 
 
 def test_toml_config_sets_parameters(tmp_path):
