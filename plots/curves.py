@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, Locator, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, Locator, LogLocator, NullFormatter, NullLocator
 
 from .style import (
     BAND_ALPHA,
@@ -349,11 +349,15 @@ def _finish_log_axis(ax: Axes) -> None:
         return
     stride = next((s for s in (1, 2, 3, 4, 5, 10, 20, 25, 50, 100) if decades / s <= 7), 100)
     ax.yaxis.set_major_locator(FixedLogLocator(stride))
-    if stride == 1:
+    if decades <= 3:
         ax.yaxis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10) * 0.1,
                                               numticks=12))
     else:
-        ax.yaxis.set_minor_locator(FixedLogLocator(1, minor_of=stride))
+        # over more than three decades, minor ticks (2…9 × 10^k, or the unlabelled decades)
+        # crowd the axis and add little to the labelled decades and their grid lines; they
+        # were also most of the drawing time (each tick is a set of matplotlib artists laid
+        # out on every draw)
+        ax.yaxis.set_minor_locator(NullLocator())
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
