@@ -1,13 +1,16 @@
 """Row-parallel execution of the compiled loops on a small pool of threads.
 
 The loops are compiled with ``nogil=True`` and take a row range ``[row0, row1)``; the rows
-(configuration × replicate) are split into as many contiguous chunks as
-``numba.get_num_threads()`` allows and run concurrently. Rows never share state (each has its
-own random stream and its own state entries), so the numbers do not depend on the split.
+(configuration × replicate) are split into contiguous pieces, :data:`PIECES_PER_THREAD` per
+thread (``numba.get_num_threads()`` threads), which the threads take in turn until none is
+left: on a machine whose cores are shared with other work, a thread slowed down takes fewer
+pieces instead of holding up the others. Rows never share state (each has its own random
+stream and its own state entries), so the numbers do not depend on the split.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +18,11 @@ from typing import Any
 
 import numba
 
-__all__ = ["run_chunks", "run_rows"]
+__all__ = ["PIECES_PER_THREAD", "run_chunks", "run_rows"]
+
+#: pieces per thread: enough to even out a thread slowed by other load, few enough that the
+#: per-call overhead (tens of microseconds) stays small against a piece's work
+PIECES_PER_THREAD = 4
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
@@ -34,21 +41,31 @@ def _pool(n: int) -> ThreadPoolExecutor:
 
 
 def run_chunks(fn: Callable[[int, int], Any], rows: int, threads: int | None = None) -> None:
-    """``fn(row0, row1)`` on contiguous chunks covering ``range(rows)``, one per thread.
+    """``fn(row0, row1)`` on contiguous pieces covering ``range(rows)``, on the threads.
 
     ``threads`` defaults to ``numba.get_num_threads()`` (so ``numba.set_num_threads`` and
-    ``NUMBA_NUM_THREADS`` control it). The calling thread takes the first chunk.
+    ``NUMBA_NUM_THREADS`` control it). The calling thread works too; each thread takes the
+    next untaken piece until none is left.
     """
     n = max(1, min(threads or numba.get_num_threads(), rows))
     if n == 1:
         fn(0, rows)
         return
-    bounds = [rows * i // n for i in range(n + 1)]
-    pool = _pool(n)
-    futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, n)]
-    fn(bounds[0], bounds[1])
-    for f in futures:
-        f.result()
+    pieces = min(rows, n * PIECES_PER_THREAD)
+    bounds = [rows * i // pieces for i in range(pieces + 1)]
+    taken = itertools.count()  # next() is atomic under the GIL
+
+    def work() -> None:
+        while (i := next(taken)) < pieces:
+            fn(bounds[i], bounds[i + 1])
+
+    pool = _pool(n - 1)
+    futures = [pool.submit(work) for _ in range(n - 1)]
+    try:
+        work()
+    finally:
+        for f in futures:
+            f.result()
 
 
 def run_rows(kernel: Callable[..., Any], args: tuple[Any, ...], rows: int,
