@@ -33,23 +33,26 @@ def record_steps(steps: int, points: int = 60, spacing: str = "log") -> np.ndarr
 
 
 def aggregate(values: Any, xp: Any) -> Any:
-    """Mean, standard error and quantiles over the replicate axis.
+    """Mean, standard error and quantiles over the replicate axis (the last one).
 
     Parameters
     ----------
     values
-        Array shaped (C, R).
+        Array shaped (..., R): (C, R) for one quantity, (Q, C, R) for several at once (one
+        call instead of Q: the per-call overhead is most of the cost at W1 sizes).
 
     Returns
     -------
-    Array shaped (C, 2 + len(QUANTILES)): mean, stderr (sample std with ddof=1 over √R; 0 when
-    R = 1), then the quantiles.
+    Array shaped (..., 2 + len(QUANTILES)): mean, stderr (sample std with ddof=1 over √R; 0
+    when R = 1), then the quantiles. Each row is reduced on its own, so stacking quantities
+    does not change a bit of the result.
     """
-    n_rep = values.shape[1]
-    mean = values.mean(axis=1)
+    n_rep = values.shape[-1]
+    mean = values.mean(axis=-1)
     if n_rep > 1:
-        stderr = values.std(axis=1, ddof=1) / np.sqrt(n_rep)
+        stderr = values.std(axis=-1, ddof=1) / np.sqrt(n_rep)
     else:
         stderr = xp.zeros_like(mean)
-    quants = xp.quantile(values, xp.asarray(QUANTILES, dtype=values.dtype), axis=1)
-    return xp.concatenate([mean[:, None], stderr[:, None], quants.T], axis=1)
+    quants = xp.quantile(values, xp.asarray(QUANTILES, dtype=values.dtype), axis=-1)
+    return xp.concatenate([mean[..., None], stderr[..., None], xp.moveaxis(quants, 0, -1)],
+                          axis=-1)

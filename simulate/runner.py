@@ -304,7 +304,7 @@ def run(
         if average:
             wa = w_avg if t > 0 else w
             vals += [problem.f_gap(wa), problem.dist2(wa)]
-        stacked = xp.stack([aggregate(v, xp) for v in vals])  # (Q, C_alive, stats)
+        stacked = aggregate(xp.stack(vals), xp)  # (Q, C_alive, stats)
         host = to_host(stacked)
         k = rec_index[t]
         results[k][:, alive, :] = host
