@@ -17,8 +17,10 @@ Implementations: ``lab`` (the runner, engine "auto", float64), ``lab-float32``,
 ``lab-engine`` (the fast path's engine driven directly, without the runner's per-record
 bookkeeping — a diagnostic of what the runner adds), and the baselines ``numpy-loop`` (a
 Python loop over replicates, NumPy vectors of length d), ``numpy-batched`` (all replicates as
-one (R, d) array, updated in place), ``jax`` (jit + lax.scan, x64, all cores) and ``torch``
-(batched, CPU) when they import. For W4 the baseline is ``lab-reference``: the same experiment
+one (R, d) array, updated in place), ``numba-generator`` (W1 only: the issue's reference
+design, a hand-fused compiled loop drawing from a NumPy ``Generator`` inside the loop, one
+stream per thread), ``jax`` (jit + lax.scan, x64, all cores) and ``torch`` (batched, CPU) when
+they import. For W4 the baseline is ``lab-reference``: the same experiment
 on the runner's NumPy reference path.
 
 Each row is timed as the median of ``--repeats`` runs (default 5) after one warm-up run, with
@@ -48,7 +50,8 @@ import pandas as pd
 __all__ = ["WORKLOADS", "main", "run_bench"]
 
 WORKLOADS = ("W1", "W2", "W3", "W4")
-BASELINES = ("numpy-loop", "numpy-batched", "jax", "torch", "lab-reference")
+BASELINES = ("numpy-loop", "numpy-batched", "numba-generator", "jax", "torch",
+             "lab-reference")
 RECORD_EVERY = {"W1": 10, "W2": 10, "W3": 100}
 
 
@@ -251,6 +254,69 @@ def numpy_loop_quadratic(spec: QuadSpec) -> Callable[[], np.ndarray]:
                 g = (A @ w if A is not None else lam * w) + s * rng.standard_normal(d)
                 w, w_prev = w - alpha * g + beta * (w - w_prev), w
         return out / spec.R
+
+    return go
+
+
+_NUMBA_GENERATOR_LOOP = None
+
+
+def numba_generator_quadratic(spec: QuadSpec) -> Callable[[], np.ndarray] | None:
+    """The issue's reference design for W1: a hand-fused compiled heavy-ball loop (numba,
+    ``nogil``) drawing its normals from a NumPy ``Generator`` inside the loop, rows split in
+    halves over ``numba.get_num_threads()`` threads, one generator (stream) per thread.
+    Diagonal W1 only (None for the dense W2)."""
+    global _NUMBA_GENERATOR_LOOP
+    if spec.rotated:
+        return None
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numba
+
+    if _NUMBA_GENERATOR_LOOP is None:
+        @numba.njit(nogil=True)
+        def loop(lam, alpha, beta, s, gen, rec, T, rows, out):  # noqa: ANN001, ANN202
+            d = lam.shape[0]
+            w = np.empty(d)
+            wp = np.empty(d)
+            for _ in range(rows):
+                w[:] = 1.0
+                wp[:] = 1.0
+                k = 0
+                for t in range(T + 1):
+                    if t == rec[k]:
+                        f = 0.0
+                        for j in range(d):
+                            f += lam[j] * w[j] * w[j]
+                        out[k] += 0.5 * f
+                        k += 1
+                        if t == T:
+                            break
+                    for j in range(d):
+                        x = w[j]
+                        g = lam[j] * x + s * gen.standard_normal()
+                        w[j] = x - alpha * g + beta * (x - wp[j])
+                        wp[j] = x
+
+        _NUMBA_GENERATOR_LOOP = loop
+    loop = _NUMBA_GENERATOR_LOOP
+    prob = _quad_problem(spec)
+    lam = np.ascontiguousarray(prob.eigenvalues, dtype=np.float64)
+    alpha, beta, s = 0.5 / prob.L, spec.beta, math.sqrt(spec.sigma2 / spec.d)
+    rec = _records(spec)
+    n = max(1, min(numba.get_num_threads(), spec.R))
+    shares = [spec.R * (i + 1) // n - spec.R * i // n for i in range(n)]
+    loop(lam, alpha, beta, s, np.random.default_rng(0), rec[:2], 1, 1, np.zeros(2))  # compile
+
+    def go() -> np.ndarray:
+        gens = np.random.default_rng(0).spawn(n)
+        outs = [np.zeros(rec.size) for _ in range(n)]
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            jobs = [pool.submit(loop, lam, alpha, beta, s, gens[i], rec, spec.T, shares[i],
+                                outs[i]) for i in range(n)]
+            for job in jobs:
+                job.result()
+        return np.sum(outs, axis=0) / spec.R
 
     return go
 
@@ -539,7 +605,8 @@ def _implementations(name: str, spec: Any, quick: bool) -> list[tuple[str, Any]]
              ("numpy-loop", lambda: numpy_loop_quadratic(spec)),
              ("numpy-batched", lambda: numpy_batched_quadratic(spec))]
     if not quick:
-        impls += [("jax", lambda: jax_quadratic(spec)), ("torch", lambda: torch_quadratic(spec))]
+        impls += [("numba-generator", lambda: numba_generator_quadratic(spec)),
+                  ("jax", lambda: jax_quadratic(spec)), ("torch", lambda: torch_quadratic(spec))]
     return impls
 
 

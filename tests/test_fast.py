@@ -359,6 +359,24 @@ def test_bench_quick_writes_the_table(tmp_path, capsys):
     assert "coord_updates_per_s" in capsys.readouterr().out
 
 
+def test_bench_baselines_compute_the_same_curve_without_noise():
+    """With σ² = 0 every W1 implementation is the same deterministic recursion: the baselines
+    the lab is compared with must compute it (else a speed-up means nothing)."""
+    from simulate.bench import (
+        QuadSpec,
+        lab_quadratic,
+        numba_generator_quadratic,
+        numpy_batched_quadratic,
+        numpy_loop_quadratic,
+    )
+
+    spec = QuadSpec(d=20, R=4, T=60, rotated=False, sigma2=0.0)
+    reference = numpy_batched_quadratic(spec)()
+    assert reference[-1] < reference[0]  # it converges: a curve, not a constant
+    for make in (numpy_loop_quadratic, numba_generator_quadratic, lab_quadratic):
+        np.testing.assert_allclose(make(spec)(), reference, rtol=1e-12, err_msg=make.__name__)
+
+
 def test_bench_rejects_unknown_workload(capsys):
     from simulate.cli import main
 
