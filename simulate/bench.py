@@ -182,7 +182,9 @@ def lab_engine(spec: Any, dtype: str = "float64") -> Callable[[], np.ndarray] | 
         out = np.empty(rec.size)
         for k, t in enumerate(rec):
             if k:
-                state = eng.advance(state, int(rec[k - 1]), int(t))
+                state = (eng.advance(state, int(rec[k - 1]), int(t), measure=True)
+                         if getattr(eng, "fused_measure", False) and not finite_sum
+                         else eng.advance(state, int(rec[k - 1]), int(t)))
             if finite_sum:
                 r = (state[0][0] - prob.w_star) @ prob.A.T.astype(dtype)
                 out[k] = 0.5 * np.mean(np.sum(r * r, axis=1)) / spec.n

@@ -371,13 +371,16 @@ def run(
                 gw = problem.grad(state[0])
                 grad_min = xp.minimum(grad_min, (gw * gw).sum(axis=-1))
 
+    fused_measure = {"measure": True} if getattr(fast, "fused_measure", False) else {}
     boundaries = np.union1d(rec[rec > 0], np.arange(check_every, steps + 1, check_every))
     measure(0)
     t_done = 0
     for t_next in boundaries:
         t_next = int(t_next)
         if fast is not None:
-            state = fast.advance(state, t_done, t_next)
+            # every boundary is measured next (divergence check, record): engines that can
+            # measure each row in the stepping pass do so
+            state = fast.advance(state, t_done, t_next, **fused_measure)
         else:
             advance(t_done, t_next)
         t_done = t_next

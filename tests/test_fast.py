@@ -165,6 +165,45 @@ def test_measure_matches_problem_functions():
         assert list(got["finite"]) == [True, False]
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_fused_measure_gives_the_bits_of_a_separate_pass(dtype):
+    """advance(..., measure=True) measures each row in the stepping pass; the values must be
+    those of a separate measure pass over the same state, bit for bit, and must not be reused
+    for a state that has moved on (another advance) or been subset."""
+    rng = np.random.default_rng(3)
+    for prob, method in ((QuadraticProblem(24, L=2.0, mu=0.05, n_zero=3,
+                                           w_star=rng.standard_normal(24)), "heavy_ball"),
+                         (PLSinProblem(24, scale=0.5, w_star=rng.standard_normal(24)), "adam")):
+        m = get_method(method)
+        hypers = [np.full((2, 1, 1), m.hyper_defaults.get(h, 0.5), dtype=dtype)
+                  for h in m.hyper_names]
+
+        def engine(prob=prob, m=m, hypers=hypers):
+            return fast_path(problem=prob, method=m, oracle=IsotropicGaussianNoise(1.0),
+                             schedule=Schedule(), alpha=np.full((2, 1, 1), 0.05, dtype=dtype),
+                             hypers=hypers, xp=np, seed=5, config_keys=["a", "b"],
+                             replicates=5)
+
+        fused, plain = engine(), engine()
+        s1 = m.init(rng.standard_normal((2, 5, 24)).astype(dtype))
+        s2 = tuple(x.copy() for x in s1)
+        s1 = fused.advance(s1, 0, 7, measure=True)
+        s2 = plain.advance(s2, 0, 7)
+        got, want = fused.measure(s1), plain.measure(s2)
+        for k in ("f_gap", "dist2", "grad_norm2", "finite"):
+            np.testing.assert_array_equal(got[k], want[k], err_msg=f"{method} {k}")
+        # a later plain advance invalidates the fused values
+        s1 = fused.advance(s1, 7, 9)
+        s2 = plain.advance(s2, 7, 9)
+        np.testing.assert_array_equal(fused.measure(s1)["f_gap"], plain.measure(s2)["f_gap"])
+        assert not np.array_equal(fused.measure(s1)["f_gap"], got["f_gap"])
+        # and a subset engine measures its own (subset) state
+        s1 = fused.advance(s1, 9, 10, measure=True)
+        sub = fused.subset(np.array([1]))
+        w1 = tuple(x[1:] for x in s1)
+        np.testing.assert_array_equal(sub.measure(w1)["f_gap"], fused.measure(s1)["f_gap"][1:])
+
+
 # --------------------------------------------------------------------------- noise on
 def _exact(method, t, lam, cfg, s2, m0):
     if method == "sgd":

@@ -286,15 +286,19 @@ def separable_kernel(method: Method, grad_kind: str, per_coord: tuple[bool, ...]
                      dtype: str) -> Callable[..., Any]:
     """The compiled multi-step loop for a separable problem.
 
-    Signature: ``kernel(S0.., H0.., alphas, lam, w_star, nsc, coef, scale, rng, t0, R, row0,
-    row1)`` — state arrays (rows, d) updated in place; hyperparameters (C, 1) or (C, d);
-    ``alphas`` (steps, C) the step sizes α_t, t = t0 …; ``lam``, ``w_star``, ``nsc`` (d,) the
-    problem's data and the noise shape (1 for isotropic noise, √λ for curvature-aligned);
-    ``coef`` (C,) the noise coefficient; ``rng`` (rows, 4) the rows' generator states (advanced
-    in place); R replicates per configuration.
+    Signature: ``kernel(S0.., H0.., alphas, lam, w_star, nsc, coef, scale, rng, t0, R, mask,
+    mout, mfin, do_measure, row0, row1)`` — state arrays (rows, d) updated in place;
+    hyperparameters (C, 1) or (C, d); ``alphas`` (steps, C) the step sizes α_t, t = t0 …;
+    ``lam``, ``w_star``, ``nsc`` (d,) the problem's data and the noise shape (1 for isotropic
+    noise, √λ for curvature-aligned); ``coef`` (C,) the noise coefficient; ``rng`` (rows, 4)
+    the rows' generator states (advanced in place); R replicates per configuration.
 
     Per step, row and coordinate: q = query(state), g = grad(q) + coef·(nsc·z), state =
     update(state, g, t, α_t) — the reference's ``problem.grad(q) + coef * z`` on scalars.
+
+    With ``do_measure`` true, each row is then measured while it is still in cache, exactly as
+    :func:`measure_kernel` does (same arithmetic, same order): ``mout`` (3, rows) float64 gets
+    f − f*, ‖w − w*‖² (on range(A), weights ``mask``) and ‖∇f‖², ``mfin`` (rows,) finiteness.
     """
     def make() -> Callable[..., Any]:
         S, H = _names(method)
@@ -308,7 +312,7 @@ def separable_kernel(method: Method, grad_kind: str, per_coord: tuple[bool, ...]
 
         body = (
             f"def kernel({', '.join(S + H)}, alphas, lam, w_star, nsc, coef, scale, rng, t0, R,"
-            " row0, row1):\n"
+            " mask, mout, mfin, do_measure, row0, row1):\n"
             "    d = S0.shape[1]\n"
             "    nsteps = alphas.shape[0]\n"
             f"    zb = np.zeros(d, np.{dtype})\n"
@@ -324,6 +328,8 @@ def separable_kernel(method: Method, grad_kind: str, per_coord: tuple[bool, ...]
             + "            for j in range(d):\n"
             + step(f"{grad} + co * (nsc[j] * zb[j])", "                ")
             + _store_rng("        ")
+            + "        if do_measure:\n"
+            + _measure_row(grad_kind, "S0", "            ")
         )
         return _build("separable", body, {"query": method.query, "update": method.update})
 
@@ -410,26 +416,36 @@ def finite_sum_ls_kernel(method: Method, per_coord: tuple[bool, ...],
     return _cached(("finite_sum_ls", method.query, method.update, per_coord, dtype), make)
 
 
+def _measure_row(kind: str, array: str, indent: str) -> str:
+    """Source measuring row ``row`` of ``array`` into ``mout[:, row]``/``mfin[row]`` (float64
+    sums in coordinate order) — shared by :func:`measure_kernel` and the fused measure of
+    :func:`separable_kernel`, so both give the same bits."""
+    # names of their own: in the fused kernel they must not share a variable (and hence a
+    # numba type) with the step loop's
+    return "".join(f"{indent}{ln}\n" for ln in [
+        "m_f = 0.0", "m_e = 0.0", "m_g = 0.0", "m_ok = True",
+        "for m_j in range(d):",
+        f"    m_w = {array}[row, m_j]",
+        "    m_ok = m_ok and math.isfinite(m_w)",
+        f"    m_a, m_b, m_c = {MEASURE_KINDS[kind]}(m_w, lam[m_j], w_star[m_j], mask[m_j],"
+        " scale)",
+        "    m_f += m_a", "    m_e += m_b", "    m_g += m_c",
+        "mout[0, row] = m_f", "mout[1, row] = m_e", "mout[2, row] = m_g", "mfin[row] = m_ok",
+    ])
+
+
 def measure_kernel(kind: str) -> Callable[..., Any]:
     """Per-row f − f*, ‖w − w*‖² (on range(A)), ‖∇f(w)‖² and finiteness of a separable problem.
 
-    Signature: ``kernel(W, lam, w_star, mask, scale, out, finite, row0, row1)``; ``out`` (3,
-    rows) float64, ``finite`` (rows,) bool. Sums run in float64 in coordinate order.
+    Signature: ``kernel(W, lam, w_star, mask, scale, mout, mfin, row0, row1)``; ``mout`` (3,
+    rows) float64, ``mfin`` (rows,) bool. Sums run in float64 in coordinate order.
     """
     def make() -> Callable[..., Any]:
         body = (
-            "def kernel(W, lam, w_star, mask, scale, out, finite, row0, row1):\n"
+            "def kernel(W, lam, w_star, mask, scale, mout, mfin, row0, row1):\n"
             "    d = W.shape[1]\n"
             "    for row in range(row0, row1):\n"
-            "        f = 0.0\n        e = 0.0\n        gg = 0.0\n        ok = True\n"
-            "        for j in range(d):\n"
-            "            w = W[row, j]\n"
-            "            ok = ok and math.isfinite(w)\n"
-            f"            a, b2, c2 = {MEASURE_KINDS[kind]}(w, lam[j], w_star[j], mask[j],"
-            " scale)\n"
-            "            f += a\n            e += b2\n            gg += c2\n"
-            "        out[0, row] = f\n        out[1, row] = e\n        out[2, row] = gg\n"
-            "        finite[row] = ok\n"
+            + _measure_row(kind, "W", "        ")
         )
         return _build("measure", body, {})
 
