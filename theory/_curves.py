@@ -15,7 +15,7 @@ import numpy as np
 
 from .conditions import Conditions, Curve, make_curve
 
-__all__ = ["exact_curve", "geometric_bound_curve"]
+__all__ = ["exact_curve", "expected_measure", "geometric_bound_curve"]
 
 
 def exact_curve(
@@ -49,19 +49,24 @@ def exact_curve(
     Curve
         ``kind="exact"``, ``tight=True``, no conditions.
     """
-    return make_curve(
-        shape,
-        Conditions(),
-        lambda: values,
-        tight=True,
-        source=source,
-        quantity=quantity,
-        kind="exact",
-        measure=measure,
-        rate=rate,
-        floor=floor,
-        extras=extras,
-    )
+    return make_curve(shape, Conditions(), lambda: values, tight=True, source=source,
+                      quantity=quantity, kind="exact", measure=measure, rate=rate, floor=floor,
+                      extras=extras)
+
+
+def expected_measure(quantity: str) -> str:
+    """The ``measure`` text of an expected quantity at the iterate ``w_t``.
+
+    Parameters
+    ----------
+    quantity : {"f_gap", "dist2"}
+
+    Returns
+    -------
+    str
+        ``"E f(w_t) - f*"`` for ``"f_gap"``, ``"E||w_t - w*||^2"`` otherwise.
+    """
+    return "E f(w_t) - f*" if quantity == "f_gap" else "E||w_t - w*||^2"
 
 
 def geometric_bound_curve(

@@ -341,12 +341,6 @@ def gd_exact_quadratic(
         floor = np.inf
     else:
         floor = float(w[active & (q2 == 1)].sum())
-    return exact_curve(
-        t.shape,
-        values,
-        source=_SRC_EXACT,
-        quantity=quantity,
-        measure="f(w_t) - f*" if quantity == "f_gap" else "||w_t - w*||^2",
-        rate=rate,
-        floor=floor,
-    )
+    measure = "f(w_t) - f*" if quantity == "f_gap" else "||w_t - w*||^2"
+    return exact_curve(t.shape, values, source=_SRC_EXACT, quantity=quantity, measure=measure,
+                       rate=rate, floor=floor)

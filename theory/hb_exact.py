@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._curves import exact_curve
+from ._curves import exact_curve, expected_measure
 from ._exact_inputs import check_noisy_coords, quantity_weights, require_no_random_walk
 from ._recurrence import second_moment_path
 from .conditions import (
@@ -103,15 +103,8 @@ def heavy_ball_exact_quadratic(
     limit[radius > 1.0] = np.inf
     contrib = w * np.where(active, limit, 0.0)  # active implies w != 0
     floor = float(contrib.sum()) if not np.any(np.isnan(contrib)) else np.nan
-    return exact_curve(
-        t.shape,
-        values,
-        source=_SRC,
-        quantity=quantity,
-        measure="E f(w_t) - f*" if quantity == "f_gap" else "E||w_t - w*||^2",
-        rate=rate,
-        floor=floor,
-    )
+    return exact_curve(t.shape, values, source=_SRC, quantity=quantity,
+                       measure=expected_measure(quantity), rate=rate, floor=floor)
 
 
 def heavy_ball_stationary_quadratic(

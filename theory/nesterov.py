@@ -34,6 +34,7 @@ __all__ = [
     "nesterov_spectral_radius",
 ]
 
+_SRC_EXACT = "THEORY.md 2.3 (exact 2x2 recurrence on a quadratic)"
 _SRC_BOUND = "THEORY.md 2.3; Nesterov 2004; d'Aspremont-Scieur-Taylor 2021, Cor 4.15"
 
 
@@ -161,15 +162,9 @@ def nesterov_exact_quadratic(
     else:  # radius 1: constant only for lambda = 0 (x_t = x_0); otherwise no limit
         ones = active & (radius >= 1.0)
         floor = float((w * e0 * e0)[ones].sum()) if np.all(lam[ones] == 0) else np.nan
-    return exact_curve(
-        t.shape,
-        values,
-        source="THEORY.md 2.3 (exact 2x2 recurrence on a quadratic)",
-        quantity=quantity,
-        measure="f(x_t) - f*" if quantity == "f_gap" else "||x_t - w*||^2",
-        rate=rate,
-        floor=floor,
-    )
+    measure = "f(x_t) - f*" if quantity == "f_gap" else "||x_t - w*||^2"
+    return exact_curve(t.shape, values, source=_SRC_EXACT, quantity=quantity, measure=measure,
+                       rate=rate, floor=floor)
 
 
 def nesterov_convex_bound(t: np.ndarray | float, L: float, e0_sq: float) -> Curve:

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ._curves import exact_curve
+from ._curves import exact_curve, expected_measure
 from .conditions import (
     Curve,
     check_choice,
@@ -212,13 +212,5 @@ def sgd_sampled_least_squares_exact(
         floor = math.inf
     extras = {"radius": radius, "c1": c1, "c2": c2,
               "sigma2_star": float(np.trace(S.reshape(d, d))), "w_star": w_star}
-    return exact_curve(
-        t.shape,
-        values,
-        source=_SRC,
-        quantity=quantity,
-        measure="E f(w_t) - f*" if quantity == "f_gap" else "E||w_t - w*||^2",
-        rate=rate,
-        floor=floor,
-        extras=extras,
-    )
+    return exact_curve(t.shape, values, source=_SRC, quantity=quantity,
+                       measure=expected_measure(quantity), rate=rate, floor=floor, extras=extras)

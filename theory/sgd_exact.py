@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._coords import broadcast_coords
-from ._curves import exact_curve
+from ._curves import exact_curve, expected_measure
 from ._exact_inputs import check_noisy_coords, quantity_weights, require_no_random_walk
 from ._recurrence import (
     averaged_second_moment,
@@ -127,15 +127,8 @@ def sgd_exact_quadratic(
     limit[grow] = np.where((c[grow] > 0) | (m0[grow] > 0), np.inf, 0.0)
     floor = float(np.sum(w * np.where(keep, limit, 0.0)))  # keep implies w != 0
     rate = float(r[keep].max()) if keep.any() else 0.0
-    return exact_curve(
-        t.shape,
-        values,
-        source=_SRC_SGD,
-        quantity=quantity,
-        measure="E f(w_t) - f*" if quantity == "f_gap" else "E||w_t - w*||^2",
-        rate=rate,
-        floor=floor,
-    )
+    return exact_curve(t.shape, values, source=_SRC_SGD, quantity=quantity,
+                       measure=expected_measure(quantity), rate=rate, floor=floor)
 
 
 def sgd_exact_quadratic_schedule(
@@ -228,13 +221,8 @@ def sgd_exact_quadratic_schedule(
             path[k + 1] = 0.5 * lam @ m if quantity == "f_gap" else m.sum()
     path = np.where(np.isnan(path), np.inf, path)  # inf * 0 from an overflowed coordinate
     values = path[t]
-    return exact_curve(
-        t.shape,
-        values,
-        source=_SRC_SCHED,
-        quantity=quantity,
-        measure="E f(w_t) - f*" if quantity == "f_gap" else "E||w_t - w*||^2",
-    )
+    return exact_curve(t.shape, values, source=_SRC_SCHED, quantity=quantity,
+                       measure=expected_measure(quantity))
 
 
 def sgd_stationary_quadratic(
@@ -314,14 +302,9 @@ def averaged_sgd_exact(
     w = quantity_weights(lam, quantity)
     values = averaged_second_moment(q, m0, c, w, T)
     stable = bool(np.all(((a * lam > 0) & (a * lam < 2)) | (w == 0)))
-    return exact_curve(
-        T.shape,
-        values,
-        source=_SRC_AVG,
-        quantity=quantity,
-        measure="E f(bar w_T) - f*" if quantity == "f_gap" else "E||bar w_T - w*||^2",
-        floor=0.0 if stable else np.nan,
-    )
+    measure = "E f(bar w_T) - f*" if quantity == "f_gap" else "E||bar w_T - w*||^2"
+    return exact_curve(T.shape, values, source=_SRC_AVG, quantity=quantity, measure=measure,
+                       floor=0.0 if stable else np.nan)
 
 
 def averaged_sgd_asymptotic(
