@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._coords import broadcast_coords, sum_powers
+from ._curves import exact_curve, geometric_bound_curve
+from ._exact_inputs import quantity_weights
 from ._recurrence import log_abs_one_minus
 from .conditions import (
     Conditions,
@@ -232,17 +234,7 @@ def gd_pl_bound(
     # every factor is >= 1 - mu/L >= 0 in exact arithmetic (alpha mu (2 - alpha L) <= mu/L);
     # a negative value is rounding (mu = L at alpha = 1/L) and would make the bound negative
     c = max(c, 0.0)
-    return make_curve(
-        t.shape,
-        cond,
-        lambda: delta0 * np.power(c, t),
-        tight=False,
-        source=source,
-        quantity="f_gap",
-        measure="f(w_t) - f*",
-        rate=c,
-        floor=0.0,
-    )
+    return geometric_bound_curve(t, cond, delta0, c, source=source, measure="f(w_t) - f*")
 
 
 def gd_strongly_convex_rate(
@@ -339,7 +331,7 @@ def gd_exact_quadratic(
     e0 = check_vector("e0", e0)
     lam, a, e0 = broadcast_coords(lam=lam, alpha=a, e0=e0)
     q2 = (1.0 - a * lam) ** 2
-    w = (0.5 * lam if quantity == "f_gap" else np.ones_like(lam)) * e0 * e0
+    w = quantity_weights(lam, quantity) * e0 * e0
     values = sum_powers(2.0 * log_abs_one_minus(a * lam), w, t)
     active = w > 0
     rate = float(q2[active].max()) if active.any() else 0.0
@@ -349,15 +341,6 @@ def gd_exact_quadratic(
         floor = np.inf
     else:
         floor = float(w[active & (q2 == 1)].sum())
-    return make_curve(
-        t.shape,
-        Conditions(),
-        lambda: values,
-        tight=True,
-        source=_SRC_EXACT,
-        quantity=quantity,
-        kind="exact",
-        measure="f(w_t) - f*" if quantity == "f_gap" else "||w_t - w*||^2",
-        rate=rate,
-        floor=floor,
-    )
+    measure = "f(w_t) - f*" if quantity == "f_gap" else "||w_t - w*||^2"
+    return exact_curve(t.shape, values, source=_SRC_EXACT, quantity=quantity, measure=measure,
+                       rate=rate, floor=floor)

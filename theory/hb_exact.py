@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._coords import broadcast_coords
+from ._curves import exact_curve, expected_measure
+from ._exact_inputs import check_noisy_coords, quantity_weights, require_no_random_walk
 from ._recurrence import second_moment_path
 from .conditions import (
     Conditions,
     Curve,
     Scalar,
     check_choice,
-    check_real,
     check_steps,
-    check_vector,
     fmt,
-    make_curve,
     make_scalar,
 )
 from .momentum import _hb_coefficient, _root_radius
@@ -27,13 +25,7 @@ _SRC = "THEORY.md 4.5 (exact 2x2 covariance recursion); cf. Zhang et al. 2019"
 
 
 def _inputs(eigenvalues, alpha, beta, noise_var, m0):
-    lam = check_vector("eigenvalues", eigenvalues, low=0.0)
-    a = check_vector("alpha", alpha, low=0.0, low_inclusive=False)
-    beta = check_real("beta", beta)
-    s2 = check_vector("noise_var", noise_var, low=0.0)
-    m0 = check_vector("m0", m0, low=0.0)
-    lam, a, s2, m0 = broadcast_coords(eigenvalues=lam, alpha=a, noise_var=s2, m0=m0)
-    return lam, a, beta, s2, m0
+    return check_noisy_coords(eigenvalues, alpha, noise_var, m0, beta=beta)
 
 
 def _stationary_per_coordinate(lam, a, beta, s2):
@@ -96,7 +88,7 @@ def heavy_ball_exact_quadratic(
     t = check_steps(t, integer=True)
     lam, a, beta, s2, m0 = _inputs(eigenvalues, alpha, beta, noise_var, m0)
     c = a * a * s2
-    w = 0.5 * lam if quantity == "f_gap" else np.ones_like(lam)
+    w = quantity_weights(lam, quantity)
     amat = 1.0 + beta - a * lam
     values = second_moment_path(_hb_coefficient(lam, a, beta), beta, m0, c, t, w)
     eps = np.finfo(float).eps
@@ -111,18 +103,8 @@ def heavy_ball_exact_quadratic(
     limit[radius > 1.0] = np.inf
     contrib = w * np.where(active, limit, 0.0)  # active implies w != 0
     floor = float(contrib.sum()) if not np.any(np.isnan(contrib)) else np.nan
-    return make_curve(
-        t.shape,
-        Conditions(),
-        lambda: values,
-        tight=True,
-        source=_SRC,
-        quantity=quantity,
-        kind="exact",
-        measure="E f(w_t) - f*" if quantity == "f_gap" else "E||w_t - w*||^2",
-        rate=rate,
-        floor=floor,
-    )
+    return exact_curve(t.shape, values, source=_SRC, quantity=quantity,
+                       measure=expected_measure(quantity), rate=rate, floor=floor)
 
 
 def heavy_ball_stationary_quadratic(
@@ -158,14 +140,7 @@ def heavy_ball_stationary_quadratic(
             f"alpha*lambda={fmt(h[i])} >= 2(1+beta)={fmt(2 * (1 + beta))} (coordinate {i}): "
             "heavy ball is unstable, no stationary value",
         )
-    if quantity == "dist2":
-        walk = ~pos & (s2 > 0)
-        if walk.any():
-            cond.require(
-                False,
-                f"lambda=0 with noise (coordinate {int(np.argmax(walk))}): E||e_t||^2 grows "
-                "linearly, no stationary value",
-            )
+    require_no_random_walk(cond, quantity, pos, s2)
 
     def compute() -> float:
         x2 = _stationary_per_coordinate(lam[pos], a[pos], beta, s2[pos])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._curves import geometric_bound_curve
 from ._recurrence import DD, dd_add, dd_neg, two_prod, two_sum, two_term_at, two_term_at_float
 from .conditions import (
     Conditions,
@@ -319,14 +320,4 @@ def heavy_ball_safe_bound(
             "bound requires that beta",
         )
     c = max(1.0 - alpha * mu, 0.0)  # >= 0 exactly for alpha <= 1/L; clamp the rounding
-    return make_curve(
-        t.shape,
-        cond,
-        lambda: delta0 * np.power(c, t),
-        tight=False,
-        source=_SRC_SAFE,
-        quantity="f_gap",
-        measure="f(w_t) - f*",
-        rate=c,
-        floor=0.0,
-    )
+    return geometric_bound_curve(t, cond, delta0, c, source=_SRC_SAFE, measure="f(w_t) - f*")

@@ -8,6 +8,8 @@ import math
 import numpy as np
 
 from ._coords import broadcast_coords
+from ._curves import exact_curve, geometric_bound_curve
+from ._exact_inputs import quantity_weights
 from ._recurrence import dd_add, dd_mul, dd_neg, second_moment_path, two_prod, two_sum
 from .conditions import (
     Conditions,
@@ -32,6 +34,7 @@ __all__ = [
     "nesterov_spectral_radius",
 ]
 
+_SRC_EXACT = "THEORY.md 2.3 (exact 2x2 recurrence on a quadratic)"
 _SRC_BOUND = "THEORY.md 2.3; Nesterov 2004; d'Aspremont-Scieur-Taylor 2021, Cor 4.15"
 
 
@@ -82,17 +85,7 @@ def nesterov_bound(
         )
     c = 1.0 - 1.0 / math.sqrt(L / mu)
     start = 2.0 * delta0 if e0_sq is None else delta0 + 0.5 * mu * e0_sq
-    return make_curve(
-        t.shape,
-        cond,
-        lambda: start * np.power(c, t),
-        tight=False,
-        source=_SRC_BOUND,
-        quantity="f_gap",
-        measure="f(x_t) - f*",
-        rate=c,
-        floor=0.0,
-    )
+    return geometric_bound_curve(t, cond, start, c, source=_SRC_BOUND, measure="f(x_t) - f*")
 
 
 def nesterov_spectral_radius(
@@ -150,7 +143,7 @@ def nesterov_exact_quadratic(
     lam, e0 = broadcast_coords(eigenvalues=lam, e0=e0)
     q = 1.0 - alpha * lam
     a, b = (1.0 + beta) * q, beta * q
-    w = 0.5 * lam if quantity == "f_gap" else np.ones_like(lam)
+    w = quantity_weights(lam, quantity)
     q_dd = dd_add((np.ones_like(lam), np.zeros_like(lam)), dd_neg(two_prod(np.float64(alpha), lam)))
     a_dd = dd_mul(two_sum(np.float64(1.0), np.float64(beta)), q_dd)
     b_dd = dd_mul((np.float64(beta), np.float64(0.0)), q_dd)
@@ -169,18 +162,9 @@ def nesterov_exact_quadratic(
     else:  # radius 1: constant only for lambda = 0 (x_t = x_0); otherwise no limit
         ones = active & (radius >= 1.0)
         floor = float((w * e0 * e0)[ones].sum()) if np.all(lam[ones] == 0) else np.nan
-    return make_curve(
-        t.shape,
-        Conditions(),
-        lambda: values,
-        tight=True,
-        source="THEORY.md 2.3 (exact 2x2 recurrence on a quadratic)",
-        quantity=quantity,
-        kind="exact",
-        measure="f(x_t) - f*" if quantity == "f_gap" else "||x_t - w*||^2",
-        rate=rate,
-        floor=floor,
-    )
+    measure = "f(x_t) - f*" if quantity == "f_gap" else "||x_t - w*||^2"
+    return exact_curve(t.shape, values, source=_SRC_EXACT, quantity=quantity, measure=measure,
+                       rate=rate, floor=floor)
 
 
 def nesterov_convex_bound(t: np.ndarray | float, L: float, e0_sq: float) -> Curve:

@@ -12,15 +12,14 @@ import math
 
 import numpy as np
 
+from ._curves import exact_curve, expected_measure
 from .conditions import (
-    Conditions,
     Curve,
     check_choice,
     check_int,
     check_positive,
     check_steps,
     check_vector,
-    make_curve,
 )
 
 __all__ = ["SAMPLED_LS_MAX_DIM", "SAMPLING_SCHEMES", "sgd_sampled_least_squares_exact"]
@@ -213,16 +212,5 @@ def sgd_sampled_least_squares_exact(
         floor = math.inf
     extras = {"radius": radius, "c1": c1, "c2": c2,
               "sigma2_star": float(np.trace(S.reshape(d, d))), "w_star": w_star}
-    return make_curve(
-        t.shape,
-        Conditions(),
-        lambda: values,
-        tight=True,
-        source=_SRC,
-        quantity=quantity,
-        kind="exact",
-        measure="E f(w_t) - f*" if quantity == "f_gap" else "E||w_t - w*||^2",
-        rate=rate,
-        floor=floor,
-        extras=extras,
-    )
+    return exact_curve(t.shape, values, source=_SRC, quantity=quantity,
+                       measure=expected_measure(quantity), rate=rate, floor=floor, extras=extras)

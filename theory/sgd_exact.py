@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._coords import broadcast_coords
+from ._curves import exact_curve, expected_measure
+from ._exact_inputs import check_noisy_coords, quantity_weights, require_no_random_walk
 from ._recurrence import (
     averaged_second_moment,
     chunked_rows,
@@ -39,15 +41,8 @@ _SRC_AVG = "THEORY.md 4.6; Polyak-Juditsky 1992; Bach-Moulines 2013 (constant st
 
 
 def _coords(eigenvalues, alpha, noise_var, m0):
-    lam = check_vector("eigenvalues", eigenvalues, low=0.0)
-    a = check_vector("alpha", alpha, low=0.0, low_inclusive=False)
-    s2 = check_vector("noise_var", noise_var, low=0.0)
-    m0 = check_vector("m0", m0, low=0.0)
-    return broadcast_coords(eigenvalues=lam, alpha=a, noise_var=s2, m0=m0)
-
-
-def _weights(lam: np.ndarray, quantity: str) -> np.ndarray:
-    return 0.5 * lam if quantity == "f_gap" else np.ones_like(lam)
+    lam, a, _, s2, m0 = check_noisy_coords(eigenvalues, alpha, noise_var, m0)
+    return lam, a, s2, m0
 
 
 def sgd_exact_quadratic(
@@ -106,7 +101,7 @@ def sgd_exact_quadratic(
     r = q * q
     omr = h * (2.0 - h)
     c = a * a * s2
-    w = _weights(lam, quantity)
+    w = quantity_weights(lam, quantity)
     log_r = 2.0 * log_abs_one_minus(h)
     keep = (w != 0) & ((m0 != 0) | (c != 0))
     flat = t.ravel()
@@ -132,18 +127,8 @@ def sgd_exact_quadratic(
     limit[grow] = np.where((c[grow] > 0) | (m0[grow] > 0), np.inf, 0.0)
     floor = float(np.sum(w * np.where(keep, limit, 0.0)))  # keep implies w != 0
     rate = float(r[keep].max()) if keep.any() else 0.0
-    return make_curve(
-        t.shape,
-        Conditions(),
-        lambda: values,
-        tight=True,
-        source=_SRC_SGD,
-        quantity=quantity,
-        kind="exact",
-        measure="E f(w_t) - f*" if quantity == "f_gap" else "E||w_t - w*||^2",
-        rate=rate,
-        floor=floor,
-    )
+    return exact_curve(t.shape, values, source=_SRC_SGD, quantity=quantity,
+                       measure=expected_measure(quantity), rate=rate, floor=floor)
 
 
 def sgd_exact_quadratic_schedule(
@@ -236,16 +221,8 @@ def sgd_exact_quadratic_schedule(
             path[k + 1] = 0.5 * lam @ m if quantity == "f_gap" else m.sum()
     path = np.where(np.isnan(path), np.inf, path)  # inf * 0 from an overflowed coordinate
     values = path[t]
-    return make_curve(
-        t.shape,
-        Conditions(),
-        lambda: values,
-        tight=True,
-        source=_SRC_SCHED,
-        quantity=quantity,
-        kind="exact",
-        measure="E f(w_t) - f*" if quantity == "f_gap" else "E||w_t - w*||^2",
-    )
+    return exact_curve(t.shape, values, source=_SRC_SCHED, quantity=quantity,
+                       measure=expected_measure(quantity))
 
 
 def sgd_stationary_quadratic(
@@ -277,14 +254,7 @@ def sgd_stationary_quadratic(
             False,
             f"alpha*lambda={fmt(h[i])} >= 2 (coordinate {i}): SGD is unstable, no stationary value",
         )
-    if quantity == "dist2":
-        walk = ~pos & (s2 > 0)
-        if walk.any():
-            cond.require(
-                False,
-                f"lambda=0 with noise (coordinate {int(np.argmax(walk))}): E||e_t||^2 grows "
-                "linearly, no stationary value",
-            )
+    require_no_random_walk(cond, quantity, pos, s2)
 
     def compute() -> float:
         hp, ap, sp, lp = h[pos], a[pos], s2[pos], lam[pos]
@@ -329,20 +299,12 @@ def averaged_sgd_exact(
     lam, a, s2, m0 = _coords(eigenvalues, alpha, noise_var, m0)
     q = 1.0 - a * lam
     c = a * a * s2
-    w = _weights(lam, quantity)
+    w = quantity_weights(lam, quantity)
     values = averaged_second_moment(q, m0, c, w, T)
     stable = bool(np.all(((a * lam > 0) & (a * lam < 2)) | (w == 0)))
-    return make_curve(
-        T.shape,
-        Conditions(),
-        lambda: values,
-        tight=True,
-        source=_SRC_AVG,
-        quantity=quantity,
-        kind="exact",
-        measure="E f(bar w_T) - f*" if quantity == "f_gap" else "E||bar w_T - w*||^2",
-        floor=0.0 if stable else np.nan,
-    )
+    measure = "E f(bar w_T) - f*" if quantity == "f_gap" else "E||bar w_T - w*||^2"
+    return exact_curve(T.shape, values, source=_SRC_AVG, quantity=quantity, measure=measure,
+                       floor=0.0 if stable else np.nan)
 
 
 def averaged_sgd_asymptotic(

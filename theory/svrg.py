@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._curves import geometric_bound_curve
 from .conditions import (
     Conditions,
     Curve,
@@ -15,7 +16,6 @@ from .conditions import (
     check_positive,
     check_steps,
     fmt,
-    make_curve,
     make_scalar,
 )
 
@@ -118,16 +118,12 @@ def svrg_bound(
     m = check_int("m", m, low=1)
     delta0 = check_nonnegative("delta0", delta0)
     cond, rho = _svrg_parts(L, mu, eta, m)
-    return make_curve(
-        s.shape,
+    return geometric_bound_curve(
+        s,
         cond,
-        lambda: delta0 * np.power(rho, s),
-        tight=False,
+        delta0,
+        rho,
         source=_SRC,
-        quantity="f_gap",
-        kind="bound",
         measure="E f(w~_s) - f* (snapshot after s epochs)",
-        rate=rho,
-        floor=0.0,
         extras={"epoch_length": m},
     )

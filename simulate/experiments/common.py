@@ -1,4 +1,4 @@
-"""Small helpers shared by the experiment recipes (pure table manipulation)."""
+"""Small helpers shared by the experiment recipes: table manipulation and common parameters."""
 
 from __future__ import annotations
 
@@ -7,7 +7,18 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["series", "steps_to_eps", "tail"]
+from ..problems import QuadraticProblem
+from .base import Param
+
+__all__ = [
+    "PL_QUADRATIC_CONDITION",
+    "noisy_quadratic_params",
+    "noisy_quadratic_start",
+    "series",
+    "sgd_run_params",
+    "steps_to_eps",
+    "tail",
+]
 
 
 def series(curves: pd.DataFrame, config: str, quantity: str, source: str = "measured",
@@ -52,3 +63,89 @@ def steps_to_eps(steps: np.ndarray, values: np.ndarray, eps: float) -> float:
         return float(t1)
     frac = (math.log(v0) - math.log(eps)) / (math.log(v0) - math.log(v1))
     return float(t0 + frac * (t1 - t0))
+
+
+#: the condition of the SGD bounds on a noisy diagonal quadratic (sgd-noise-floor,
+#: sgd-decreasing-step)
+PL_QUADRATIC_CONDITION = "f L-smooth and μ-PL (here a quadratic with eigenvalues in [μ, L])"
+
+
+def noisy_quadratic_params(d: tuple[int, int], kappa: float) -> tuple[Param, ...]:
+    """The ``d``, ``L``, ``kappa`` and ``sigma2`` parameters of an SGD experiment on a noisy
+    diagonal quadratic.
+
+    Parameters
+    ----------
+    d : (int, int)
+        Quick and full values of the dimension.
+    kappa : float
+        Condition number ``κ = L/μ`` (the same at both sizes).
+
+    Returns
+    -------
+    tuple of Param
+        ``d``, ``L`` (1.0), ``kappa`` and ``sigma2`` (1.0), in that order.
+    """
+    return (
+        Param("d", int, "dimension", d[0], d[1], low=1),
+        Param("L", float, "smoothness L", 1.0, 1.0, low=0, open_low=True),
+        Param("kappa", float, "condition number κ = L/μ", kappa, kappa, low=1),
+        Param("sigma2", float, "gradient-noise variance σ² (per sample)", 1.0, 1.0, low=0,
+              open_low=True),
+    )
+
+
+def sgd_run_params(steps: tuple[int, int], replicates: tuple[int, int],
+                   record_points: tuple[int, int],
+                   record_doc: str = "recorded steps (log-spaced)") -> tuple[Param, ...]:
+    """The ``e0``, ``steps``, ``replicates`` and ``record_points`` parameters of an SGD
+    experiment started at ``w0 = w* + e0·1``.
+
+    Parameters
+    ----------
+    steps, replicates, record_points : (int, int)
+        Quick and full values of the number of steps T, of replicates R and of recorded
+        steps.
+    record_doc : str, optional
+        Description of ``record_points`` (how the recorded steps are spaced).
+
+    Returns
+    -------
+    tuple of Param
+        ``e0`` (1.0), ``steps``, ``replicates`` and ``record_points``, in that order.
+    """
+    return (
+        Param("e0", float, "initial error per coordinate (w0 = w* + e0·1)", 1.0, 1.0),
+        Param("steps", int, "steps T", steps[0], steps[1], low=1),
+        Param("replicates", int, "replicates R", replicates[0], replicates[1], low=2),
+        Param("record_points", int, record_doc, record_points[0], record_points[1], low=2),
+    )
+
+
+def noisy_quadratic_start(d: int, L: float, mu: float, e0: float
+                          ) -> tuple[QuadraticProblem, np.ndarray, np.ndarray, np.ndarray, float]:
+    """The diagonal quadratic and the deterministic start ``w0 = w* + e0·1`` of an SGD
+    experiment on a noisy quadratic.
+
+    Parameters
+    ----------
+    d : int
+        Dimension.
+    L, mu : float
+        Largest and smallest eigenvalue (log-uniform spectrum in between).
+    e0 : float
+        Initial error per coordinate.
+
+    Returns
+    -------
+    tuple
+        ``(problem, lam, e0, w0, delta0)``: the :class:`~simulate.problems.QuadraticProblem`,
+        its eigenvalues, the initial error vector (so ``m_{0,i} = e0_i²``), the start and
+        ``Δ₀ = f(w0) − f* = ½ Σ λ_i e0_i²``.
+    """
+    problem = QuadraticProblem(dim=d, L=L, mu=mu, spectrum="log-uniform")
+    lam = problem.eigenvalues
+    e0_vec = np.full(d, e0)
+    w0 = problem.w_star + e0_vec
+    delta0 = float(0.5 * np.sum(lam * e0_vec**2))
+    return problem, lam, e0_vec, w0, delta0

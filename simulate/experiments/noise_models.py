@@ -29,7 +29,6 @@ from theory import sgd_exact_quadratic, sgd_pl_constant_bound
 
 from ..methods import get_method
 from ..noise import CurvatureAlignedNoise, IsotropicGaussianNoise
-from ..problems import QuadraticProblem
 from ..recording import record_steps
 from ..runner import run
 from ..verdicts import (
@@ -41,7 +40,7 @@ from ..verdicts import (
     ratio_verdict,
 )
 from .base import Context, Experiment, ExperimentResult, Param, ResultBuilder
-from .common import series
+from .common import noisy_quadratic_params, noisy_quadratic_start, series, sgd_run_params
 
 NAME = "noise-models"
 #: the plateau is averaged over recorded steps where the exact curve is within this relative
@@ -54,11 +53,7 @@ MODELS = ("isotropic", "aligned")
 def build(ctx: Context) -> ExperimentResult:
     p = ctx.params
     d, L, mu, sigma2, B = p["d"], p["L"], p["L"] / p["kappa"], p["sigma2"], p["B"]
-    problem = QuadraticProblem(dim=d, L=L, mu=mu, spectrum="log-uniform")
-    lam = problem.eigenvalues
-    e0 = np.full(d, p["e0"])  # deterministic start: w0 = w* + e0, m_{0,i} = e0_i²
-    w0 = problem.w_star + e0
-    delta0 = float(0.5 * np.sum(lam * e0**2))
+    problem, lam, e0, w0, delta0 = noisy_quadratic_start(d, L, mu, p["e0"])
     steps = p["steps"]
     # log-spaced for the transient, plus an even grid over the second half for the plateau
     rec = np.union1d(record_steps(steps, p["record_points"]),
@@ -203,19 +198,13 @@ EXPERIMENT = Experiment(
                 "0 < α < 2/L (bound, general form, and stationary values)",
                 "unbiased Gaussian noise with E‖ξ‖² = σ²/B in both models"),
     params=(
-        Param("d", int, "dimension", 20, 20, low=1),
-        Param("L", float, "smoothness L", 1.0, 1.0, low=0, open_low=True),
-        Param("kappa", float, "condition number κ = L/μ", 20.0, 20.0, low=1),
-        Param("sigma2", float, "gradient-noise variance σ² (per sample)", 1.0, 1.0, low=0,
-              open_low=True),
+        *noisy_quadratic_params(d=(20, 20), kappa=20.0),
         Param("B", int, "batch size", 1, 1, low=1),
         Param("alpha_L", float, "step sizes as multiples of 1/L", [0.25, 1.0, 1.5],
               [0.25, 0.5, 1.0, 1.5], sweep=True, low=0, open_low=True),
-        Param("e0", float, "initial error per coordinate (w0 = w* + e0·1)", 1.0, 1.0),
-        Param("steps", int, "steps T", 2000, 3000, low=1),
-        Param("replicates", int, "replicates R", 128, 512, low=2),
-        Param("record_points", int, "recorded steps (log-spaced, plus half as many evenly "
-              "spaced over the second half)", 30, 40, low=2),
+        *sgd_run_params(steps=(2000, 3000), replicates=(128, 512), record_points=(30, 40),
+                        record_doc="recorded steps (log-spaced, plus half as many evenly "
+                                   "spaced over the second half)"),
     ),
     build=build,
 )

@@ -30,7 +30,6 @@ from theory import sgd_diminishing_bound, sgd_exact_quadratic_schedule
 
 from ..methods import get_method
 from ..noise import IsotropicGaussianNoise
-from ..problems import QuadraticProblem
 from ..recording import record_steps
 from ..runner import run
 from ..schedules import Schedule
@@ -43,7 +42,13 @@ from ..verdicts import (
     slope_tolerance,
 )
 from .base import Context, Experiment, ExperimentResult, Param, ResultBuilder
-from .common import series
+from .common import (
+    PL_QUADRATIC_CONDITION,
+    noisy_quadratic_params,
+    noisy_quadratic_start,
+    series,
+    sgd_run_params,
+)
 
 NAME = "sgd-decreasing-step"
 #: the slope is fitted over recorded steps t ≥ TAIL_FROM · T (more than a decade of γ + t)
@@ -53,11 +58,7 @@ TAIL_FROM = 0.05
 def build(ctx: Context) -> ExperimentResult:
     p = ctx.params
     d, L, mu, sigma2 = p["d"], p["L"], p["L"] / p["kappa"], p["sigma2"]
-    problem = QuadraticProblem(dim=d, L=L, mu=mu, spectrum="log-uniform")
-    lam = problem.eigenvalues
-    e0 = np.full(d, p["e0"])  # deterministic start: w0 = w* + e0, m_{0,i} = e0_i²
-    w0 = problem.w_star + e0
-    delta0 = float(0.5 * np.sum(lam * e0**2))
+    problem, lam, e0, w0, delta0 = noisy_quadratic_start(d, L, mu, p["e0"])
     steps = p["steps"]
     rec = record_steps(steps, p["record_points"])
     batches = [int(B) for B in p["B"]]
@@ -184,22 +185,15 @@ EXPERIMENT = Experiment(
         "s² = σ²/(dB)",
         "E[f − f*] ≈ ½ Σ_i λ_i β²s² / ((2βλ_i − 1)(γ + t)) for 2βλ_i > 1",
     ),
-    conditions=("f L-smooth and μ-PL (here a quadratic with eigenvalues in [μ, L])",
+    conditions=(PL_QUADRATIC_CONDITION,
                 "β > 1/μ, γ > 0, α₁ = β/(γ + 1) ≤ 1/L for the bound",
                 "unbiased noise with E‖ξ‖² = σ²/B; the exact recursion needs Cov ξ = s²I"),
     params=(
-        Param("d", int, "dimension", 20, 20, low=1),
-        Param("L", float, "smoothness L", 1.0, 1.0, low=0, open_low=True),
-        Param("kappa", float, "condition number κ = L/μ", 10.0, 10.0, low=1),
-        Param("sigma2", float, "gradient-noise variance σ² (per sample)", 1.0, 1.0, low=0,
-              open_low=True),
+        *noisy_quadratic_params(d=(20, 20), kappa=10.0),
         Param("beta_mu", float, "schedule numerators β as multiples of 1/μ", [0.25, 2.0],
               [0.25, 2.0, 4.0], sweep=True, low=0, open_low=True),
         Param("B", int, "batch sizes", [1, 4], [1, 4], sweep=True, low=1),
-        Param("e0", float, "initial error per coordinate (w0 = w* + e0·1)", 1.0, 1.0),
-        Param("steps", int, "steps T", 2000, 5000, low=1),
-        Param("replicates", int, "replicates R", 128, 256, low=2),
-        Param("record_points", int, "recorded steps (log-spaced)", 40, 60, low=2),
+        *sgd_run_params(steps=(2000, 5000), replicates=(128, 256), record_points=(40, 60)),
     ),
     build=build,
 )

@@ -22,7 +22,6 @@ from theory import sgd_exact_quadratic, sgd_pl_constant_bound
 
 from ..methods import get_method
 from ..noise import IsotropicGaussianNoise
-from ..problems import QuadraticProblem
 from ..recording import record_steps
 from ..runner import run
 from ..verdicts import (
@@ -35,7 +34,13 @@ from ..verdicts import (
     slope_tolerance,
 )
 from .base import Context, Experiment, ExperimentResult, Param, ResultBuilder
-from .common import series
+from .common import (
+    PL_QUADRATIC_CONDITION,
+    noisy_quadratic_params,
+    noisy_quadratic_start,
+    series,
+    sgd_run_params,
+)
 
 NAME = "sgd-noise-floor"
 #: the plateau is averaged over recorded steps where the exact curve is within this relative
@@ -46,11 +51,7 @@ TRANSIENT_RTOL = 2e-3
 def build(ctx: Context) -> ExperimentResult:
     p = ctx.params
     d, L, mu, sigma2 = p["d"], p["L"], p["L"] / p["kappa"], p["sigma2"]
-    problem = QuadraticProblem(dim=d, L=L, mu=mu, spectrum="log-uniform")
-    lam = problem.eigenvalues
-    e0 = np.full(d, p["e0"])  # deterministic start: w0 = w* + e0, m_{0,i} = e0_i²
-    w0 = problem.w_star + e0
-    delta0 = float(0.5 * np.sum(lam * e0**2))
+    problem, lam, e0, w0, delta0 = noisy_quadratic_start(d, L, mu, p["e0"])
     steps = p["steps"]
     rec = record_steps(steps, p["record_points"])
 
@@ -183,22 +184,15 @@ EXPERIMENT = Experiment(
         "E[f(w_t) − f*] = ½ Σ_i λ_i m_{t,i},  m_{t,i} = r_i^t (m_{0,i} − m_∞,i) + m_∞,i,  "
         "r_i = (1 − αλ_i)²,  m_∞,i = α s² / (λ_i (2 − αλ_i)),  s² = σ²/(dB)",
     ),
-    conditions=("f L-smooth and μ-PL (here a quadratic with eigenvalues in [μ, L])",
+    conditions=(PL_QUADRATIC_CONDITION,
                 "0 < α ≤ 1/L for the bound; 0 < α < 2/L for the exact curve",
                 "unbiased noise with E‖ξ‖² = σ²/B"),
     params=(
-        Param("d", int, "dimension", 20, 50, low=1),
-        Param("L", float, "smoothness L", 1.0, 1.0, low=0, open_low=True),
-        Param("kappa", float, "condition number κ = L/μ", 10.0, 10.0, low=1),
-        Param("sigma2", float, "gradient-noise variance σ² (per sample)", 1.0, 1.0, low=0,
-              open_low=True),
+        *noisy_quadratic_params(d=(20, 50), kappa=10.0),
         Param("alpha_L", float, "step sizes as multiples of 1/L", [0.05, 0.1, 0.2],
               [0.025, 0.05, 0.1, 0.2, 0.4], sweep=True, low=0, open_low=True),
         Param("B", int, "batch sizes", [1, 4, 16], [1, 2, 4, 8, 16, 32], sweep=True, low=1),
-        Param("e0", float, "initial error per coordinate (w0 = w* + e0·1)", 1.0, 1.0),
-        Param("steps", int, "steps T", 1500, 3000, low=1),
-        Param("replicates", int, "replicates R", 128, 256, low=2),
-        Param("record_points", int, "recorded steps (log-spaced)", 40, 60, low=2),
+        *sgd_run_params(steps=(1500, 3000), replicates=(128, 256), record_points=(40, 60)),
     ),
     build=build,
 )
