@@ -105,6 +105,11 @@ def _load(exp_dir: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict
     return curves, read_scaling(exp_dir), read_meta(exp_dir)
 
 
+def load_tables(exp_dir: str | Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict]:
+    """(curves, scaling points, meta) of an experiment directory, as the figures read them."""
+    return _load(Path(exp_dir))
+
+
 def plan_figures(exp_dir: str | Path) -> list[FigurePlan]:
     """The figures the experiment's tables call for, in display order (nothing drawn)."""
     curves, points, _ = _load(Path(exp_dir))
@@ -175,19 +180,21 @@ def save_figures(
     prefix: str = "",
     dpi: int = DPI,
     only: str | None = None,
+    tables: tuple[pd.DataFrame | None, pd.DataFrame | None, dict] | None = None,
 ) -> list[str]:
     """Draw an experiment's figures and write them as PNG (and SVG when ``svg``).
 
     Files go to ``out_dir`` (default: the experiment directory) as
     ``<prefix><stem>.png``; each is written atomically (:func:`save_figure_atomic`).
     ``only`` (a plan name, see :func:`plan_figures`) draws that one figure — what a worker
-    process does when figures are drawn in parallel. Returns the file names written, in
-    display order (PNG before its SVG).
+    process does when figures are drawn in parallel; ``tables`` are the directory's tables as
+    :func:`load_tables` returns them, when the caller has them already. Returns the file
+    names written, in display order (PNG before its SVG).
     """
     exp = Path(exp_dir)
     target = Path(out_dir) if out_dir is not None else exp
     target.mkdir(parents=True, exist_ok=True)
-    curves, points, meta = _load(exp)
+    curves, points, meta = tables if tables is not None else _load(exp)
     title = meta.get("title") or None
     plans = _plan(curves, points)
     if only is not None:

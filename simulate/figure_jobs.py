@@ -55,10 +55,22 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
 
 
-def _draw_one(exp_dir: str, plan_name: str, svg: bool) -> list[str]:
-    from plots import save_figures
+#: in a worker: the tables of the experiment it drew last (its figures come as consecutive
+#: jobs, so a worker reads an experiment's tables once, not once per figure)
+_LAST_TABLES: dict[str, Any] = {}
 
-    return save_figures(exp_dir, svg=svg, only=plan_name)
+
+def _draw_one(exp_dir: str, plan_name: str, svg: bool) -> list[str]:
+    from plots.figures import load_tables, save_figures
+
+    meta = os.stat(os.path.join(exp_dir, "meta.json"))
+    key = f"{exp_dir}\0{meta.st_ino}\0{meta.st_mtime_ns}"  # never another directory's tables
+    tables = _LAST_TABLES.get(key)
+    if tables is None:
+        tables = load_tables(exp_dir)
+        _LAST_TABLES.clear()
+        _LAST_TABLES[key] = tables
+    return save_figures(exp_dir, svg=svg, only=plan_name, tables=tables)
 
 
 def _draw_all(exp_dir: Path, svg: bool) -> list[str]:
