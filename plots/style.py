@@ -155,6 +155,7 @@ RC: dict[str, Any] = {
     "figure.facecolor": "white",
     "svg.fonttype": "none",
     "axes.formatter.limits": (-3, 4),
+    "axes.titley": 1.0,
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
