@@ -19,7 +19,16 @@ from scipy import stats
 import theory
 from simulate.fast import fast_path
 from simulate.fast._kernels import bounded_index
-from simulate.fast._random import row_states, standard_normals
+from simulate.fast._random import (
+    LANE_LAYERS,
+    LANE_R,
+    LANE_V,
+    LANES,
+    _ziggurat_x,
+    row_states,
+    standard_lane_normals,
+    standard_normals,
+)
 from simulate.methods import METHODS, get_method
 from simulate.noise import (
     CurvatureAlignedNoise,
@@ -347,6 +356,43 @@ def test_ziggurat_normals_are_standard_normal(dtype):
     n_tail = int(np.sum(np.abs(z) > 3.6541528853610088))
     assert stats.binomtest(n_tail, z.size, 2 * stats.norm.sf(3.6541528853610088)).pvalue > 1e-6
     assert abs(np.mean(z**4) - 3.0) < 5.3 * np.sqrt(96.0 / z.size)  # var(z⁴) = 96
+
+
+def test_lane_ziggurat_layers_close():
+    # R is solved so that the top layer of area V ends exactly at f = 1 (x_1024 = 0)
+    x = _ziggurat_x(LANE_LAYERS, LANE_R, LANE_V)
+    assert abs(LANE_V / x[LANE_LAYERS - 1] + np.exp(-0.5 * x[LANE_LAYERS - 1] ** 2) - 1) < 1e-12
+    assert np.all(np.diff(x[1:]) < 0)
+
+
+def test_lane_normals_are_independent_standard_normals():
+    # 2·10⁶ normals, 1000 per call (one W1 row-step), from one row's eight lanes. Each check
+    # is at p > 1e-6 (or ≤ 5.3 standard errors), so a correct generator fails one of them
+    # with probability < 1e-5 whatever the seed.
+    n = 2_000_000
+    z = standard_lane_normals(row_states(SEED, ["lanes"], 1)[0], n)
+    assert stats.kstest(z, "norm").pvalue > 1e-6
+    # the tails: beyond 3 (outer layers and wedges), beyond the lanes' R = 4.04 (≈ 107
+    # expected) and beyond 4.3 (≈ 34 expected; only Marsaglia's tail procedure reaches past
+    # the base block's edge V/f(R) = 4.27 — without it this count is 0, p ≈ 1e-15)
+    for edge in (3.0, LANE_R, 4.3):
+        hits = int(np.sum(np.abs(z) > edge))
+        assert stats.binomtest(hits, n, 2 * stats.norm.sf(edge)).pvalue > 1e-6
+    assert abs(np.mean(z**4) - 3.0) < 5.3 * np.sqrt(96.0 / n)  # var(z⁴) = 96
+    # no dependence between neighbouring coordinates (other lanes), between a lane's
+    # successive words (j, j + LANES), or between one call and the next (j, j + 1000):
+    # each sample correlation of ~2·10⁶ pairs has standard error 1/√n ≈ 7e-4
+    for lag in (1, LANES, 1000):
+        r = np.corrcoef(z[:-lag], z[lag:])[0, 1]
+        assert abs(r) < 5.3 / np.sqrt(n - lag), (lag, r)
+
+
+def test_lane_streams_differ_between_rows_and_lanes():
+    states = row_states(SEED, ["a"], 2)
+    a, b = (standard_lane_normals(s.copy(), 1000) for s in states)
+    assert not np.array_equal(a, b)
+    lanes = a.reshape(-1, LANES).T
+    assert len({tuple(lane) for lane in lanes}) == LANES
 
 
 def test_bounded_index_is_uniform():

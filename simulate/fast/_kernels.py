@@ -186,7 +186,7 @@ def _build(name: str, body: str, funcs: dict[str, Callable[..., Any]]) -> Callab
         "import math\n\nimport numba\nimport numpy as np\n\n"
         "from simulate.fast._kernels import (bounded_index, dot4, jitted, pl_sin_grad_coord,\n"
         "    pl_sin_measure_coord, quadratic_grad_coord, quadratic_measure_coord)\n"
-        "from simulate.fast._random import next_u64, normal64\n"
+        "from simulate.fast._random import LANES, lane_normals, next_u64, normal64\n"
     )
     imports = "".join(f"from {fn.__module__} import {fn.__qualname__} as _{local}_py\n"
                       for local, fn in funcs.items())
@@ -247,11 +247,27 @@ def _hoist_hypers(method: Method, per_coord: tuple[bool, ...], indent: str) -> s
                    for i, (h, pc) in enumerate(zip(H, per_coord, strict=True)) if not pc)
 
 
+def _normal_buffers(dtype: str, indent: str) -> str:
+    """Source allocating the row-of-normals buffers: ``zl`` (float64, d rounded up to a multiple
+    of LANES), the scratch of :func:`~simulate.fast._random.lane_normals`, and ``zb`` — ``zl``
+    itself for float64, a float32 copy otherwise."""
+    src = (f"{indent}nl = -(-d // LANES) * LANES\n"
+           f"{indent}zl = np.zeros(nl)\n"
+           f"{indent}zc = np.zeros(nl, np.int64)\n"
+           f"{indent}zf = np.zeros(nl // LANES, np.int64)\n")
+    if dtype == "float64":
+        return src + f"{indent}zb = zl\n"
+    return src + f"{indent}zb = np.zeros(d, np.{dtype})\n"
+
+
 def _fill_normals(dtype: str, indent: str) -> str:
-    """Source drawing ``d`` normals of the row's stream into zb, in coordinate order (float64
-    normals, rounded to the buffer's dtype)."""
-    return (f"{indent}for j in range(d):\n"
-            f"{indent}    zb[j], s0, s1, s2, s3 = normal64(s0, s1, s2, s3)\n")
+    """Source drawing the row's ``d`` normals into zb (coordinate j from lane j mod LANES;
+    float64 normals, rounded to the buffer's dtype)."""
+    src = f"{indent}lane_normals(rng[row], zl, zc, zf)\n"
+    if dtype == "float64":
+        return src
+    return src + (f"{indent}for j in range(d):\n"
+                  f"{indent}    zb[j] = zl[j]\n")
 
 
 def _load_rng(indent: str) -> str:
@@ -290,8 +306,9 @@ def separable_kernel(method: Method, grad_kind: str, per_coord: tuple[bool, ...]
     mout, mfin, do_measure, row0, row1)`` — state arrays (rows, d) updated in place;
     hyperparameters (C, 1) or (C, d); ``alphas`` (steps, C) the step sizes α_t, t = t0 …;
     ``lam``, ``w_star``, ``nsc`` (d,) the problem's data and the noise shape (1 for isotropic
-    noise, √λ for curvature-aligned); ``coef`` (C,) the noise coefficient; ``rng`` (rows, 4)
-    the rows' generator states (advanced in place); R replicates per configuration.
+    noise, √λ for curvature-aligned); ``coef`` (C,) the noise coefficient; ``rng``
+    (rows, ROW_WORDS) the rows' generator states (advanced in place); R replicates per
+    configuration.
 
     Per step, row and coordinate: q = query(state), g = grad(q) + coef·(nsc·z), state =
     update(state, g, t, α_t) — the reference's ``problem.grad(q) + coef * z`` on scalars.
@@ -315,11 +332,11 @@ def separable_kernel(method: Method, grad_kind: str, per_coord: tuple[bool, ...]
             " mask, mout, mfin, do_measure, row0, row1):\n"
             "    d = S0.shape[1]\n"
             "    nsteps = alphas.shape[0]\n"
-            f"    zb = np.zeros(d, np.{dtype})\n"
-            "    for row in range(row0, row1):\n"
+            + _normal_buffers(dtype, "    ")
+            + "    for row in range(row0, row1):\n"
             "        c = row // R\n"
             "        co = coef[c]\n"
-            + _load_rng("        ") + _hoist_hypers(method, per_coord, "        ")
+            + _hoist_hypers(method, per_coord, "        ")
             + "        for k in range(nsteps):\n"
             "            t = t0 + k\n"
             "            a = alphas[k, c]\n"
@@ -327,7 +344,6 @@ def separable_kernel(method: Method, grad_kind: str, per_coord: tuple[bool, ...]
             + _fill_normals(dtype, "                ")
             + "            for j in range(d):\n"
             + step(f"{grad} + co * (nsc[j] * zb[j])", "                ")
-            + _store_rng("        ")
             + "        if do_measure:\n"
             + _measure_row(grad_kind, "S0", "            ")
         )
@@ -351,15 +367,14 @@ def elementwise_kernel(method: Method, per_coord: tuple[bool, ...],
             f"def kernel({', '.join(S + H)}, G, E, w_star, coef, alpha_c, rng, t, R, row0,"
             " row1):\n"
             "    d = S0.shape[1]\n"
-            f"    zb = np.zeros(d, np.{dtype})\n"
-            "    for row in range(row0, row1):\n"
+            + _normal_buffers(dtype, "    ")
+            + "    for row in range(row0, row1):\n"
             "        c = row // R\n"
             "        co = coef[c]\n"
             "        a = alpha_c[c]\n"
             + _hoist_hypers(method, per_coord, "        ")
             + "        if co != 0.0:\n"
-            + _load_rng("            ") + _fill_normals(dtype, "            ")
-            + _store_rng("            ")
+            + _fill_normals(dtype, "            ")
             + "        for j in range(d):\n"
             + _indent(_update_lines(method, per_coord, "G[row, j] + co * zb[j]")
                       + [f"E[row, j] = {_query_expr(method, per_coord, rs)} - w_star[j]"],
