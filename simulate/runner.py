@@ -350,7 +350,7 @@ def run(
         fast = fast_path(problem=problem, method=method, oracle=oracle, schedule=schedule,
                          alpha=alpha, hypers=hypers, xp=xp, seed=seed,
                          config_keys=list(config_keys), replicates=replicates,
-                         steps=steps, engine=engine)
+                         steps=steps, engine=engine, extra=extra)
     if engine == "fast" and fast is None:
         raise ValueError("engine='fast' is not available for this problem/method/oracle: "
                          "allowed 'auto' or 'reference'")

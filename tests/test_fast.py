@@ -1,8 +1,10 @@
 """The fast path (simulate.fast) against the NumPy reference.
 
-* noise off: the fast path gives the reference's numbers (to rounding) for every method;
+* noise off: the fast path gives the reference's numbers (to rounding) for every method,
+  ``precond_matrix`` (a dense g ↦ P g) included;
 * noise on: the same law — means of f − f* within a Bonferroni z·stderr of the exact expected
-  curve (theory.sgd_exact_quadratic / heavy_ball_exact_quadratic);
+  curve (theory.sgd_exact_quadratic / heavy_ball_exact_quadratic; for ``precond_matrix`` the
+  exact second-moment recursion of the linear iteration);
 * streams: the same numbers on 1 or 2 threads, in one call or many, alone or in a batch;
 * where a combination is not supported, engine="fast" raises the runner's error.
 
@@ -29,6 +31,11 @@ from simulate.fast._random import (
     standard_lane_normals,
     standard_normals,
 )
+from simulate.fast.engines import (
+    DiagonalPrecondMatrixEngine,
+    PrecondMatrixEngine,
+    RotatedPrecondMatrixEngine,
+)
 from simulate.methods import METHODS, get_method
 from simulate.noise import (
     CurvatureAlignedNoise,
@@ -37,6 +44,7 @@ from simulate.noise import (
     MinibatchSampling,
 )
 from simulate.problems import (
+    DenseQuadraticProblem,
     FiniteSumLeastSquares,
     FiniteSumLogistic,
     PLSinProblem,
@@ -64,6 +72,7 @@ CONFIGS = {
     "rmsprop": [{"alpha": 0.01, "rho": 0.9}],
     "adam": [{"alpha": 0.02, "beta1": 0.8, "beta2": 0.99}],
 }
+#: methods applied coordinate by coordinate (precond_matrix adds a dense grad_transform)
 ELEMENTWISE = sorted(set(METHODS) - {"precond_matrix"})
 
 
@@ -92,8 +101,17 @@ def _assert_same(ref, fast, rtol=RTOL):
 
 
 # --------------------------------------------------------------------------- noise off
-def test_every_method_except_dense_is_supported():
-    assert set(CONFIGS) == set(METHODS) - {"precond_matrix"}
+def test_every_method_is_supported():
+    # the elementwise methods here; precond_matrix in its own section below
+    assert set(CONFIGS) == set(ELEMENTWISE) == set(METHODS) - {"precond_matrix"}
+    prob = QuadraticProblem(8, L=1.0, mu=0.1)
+    for name in METHODS:
+        m = get_method(name)
+        hypers = [np.full((1, 1, 1), m.hyper_defaults.get(h, 0.5)) for h in m.hyper_names]
+        eng = fast_path(problem=prob, method=m, oracle=ExactGradient(), schedule=Schedule(),
+                        alpha=np.full((1, 1, 1), 0.1), hypers=hypers, xp=np, seed=0,
+                        config_keys=["k"], replicates=2, extra={"P": np.eye(8)[None]})
+        assert eng is not None, name
 
 
 @pytest.mark.parametrize("method", sorted(CONFIGS))
@@ -211,6 +229,192 @@ def test_fused_measure_gives_the_bits_of_a_separate_pass(dtype):
         sub = fused.subset(np.array([1]))
         w1 = tuple(x[1:] for x in s1)
         np.testing.assert_array_equal(sub.measure(w1)["f_gap"], fused.measure(s1)["f_gap"][1:])
+
+
+# --------------------------------------------------------------------------- precond_matrix
+def _spd(d, seed, spread):
+    """A symmetric positive definite matrix Q diag(geomspace(1, spread)) Qᵀ, Q Haar-like."""
+    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, d)))
+    return (q * np.geomspace(1.0, spread, d)) @ q.T
+
+
+def _precond_problem(kind, d=12):
+    w_star = np.linspace(0.0, 1.0, d)
+    if kind == "diagonal":
+        return QuadraticProblem(d, L=1.0, mu=0.05, w_star=w_star)
+    if kind == "rotated":
+        return QuadraticProblem(d, L=1.0, mu=0.05, rotated=True, seed=3, w_star=w_star)
+    return DenseQuadraticProblem(_spd(d, 4, 20.0), w_star=w_star)
+
+
+def _precond_configs(prob, sharing, h=(0.8, 0.5)):
+    """Two configurations: the same P (shared) or P = I and a dense SPD P (per config); each
+    α = h/λ_max(PA), so the iteration contracts by 1 − h/κ(PA) per step on its slowest mode
+    (f − f* falls by ~1e-3 in 150 steps here: far from the rounding floor)."""
+    d, A = prob.dim, prob.hessian_matrix()
+    dense = _spd(d, 5, 4.0)
+    mats = [dense, dense] if sharing == "shared" else [np.eye(d), dense]
+    return [{"alpha": hc / np.linalg.eigvals(P @ A).real.max(), "P": P}
+            for hc, P in zip(h, mats, strict=True)]
+
+
+@pytest.mark.parametrize("sharing", ["shared", "per_config"])
+@pytest.mark.parametrize("kind", ["diagonal", "rotated", "dense"])
+def test_precond_matrix_identical_to_reference(kind, sharing):
+    prob = _precond_problem(kind)
+    # 20 replicates: BLAS blocks of 16 and 4 rows per configuration
+    ref, fast = _both(prob, "precond_matrix", _precond_configs(prob, sharing), replicates=20)
+    # diagonal and dense: the same operations as the reference (g = (q − w*)·A or λ ⊙ (q − w*),
+    # then g·Pᵀ by the method's own transform), only BLAS's blocking may round differently;
+    # rotated: A(q − w*) vs Q(λ ⊙ Qᵀ(q − w*)), a few ulp per step as argued at RTOL (measured
+    # when written: ≤ 4e-15 relative, 0 for dense, where the runner measures both paths)
+    _assert_same(ref, fast)
+
+
+@pytest.mark.parametrize("kind", ["diagonal", "rotated", "dense"])
+def test_precond_matrix_engine_keeps_one_p_when_shared(kind):
+    prob = _precond_problem(kind)
+    want = {"diagonal": DiagonalPrecondMatrixEngine, "rotated": RotatedPrecondMatrixEngine,
+            "dense": PrecondMatrixEngine}[kind]
+    for sharing, ndim in (("shared", 2), ("per_config", 3)):
+        cfgs = _precond_configs(prob, sharing)
+        P = np.stack([c["P"] for c in cfgs])
+        eng = fast_path(problem=prob, method=get_method("precond_matrix"),
+                        oracle=ExactGradient(), schedule=Schedule(),
+                        alpha=np.array([c["alpha"] for c in cfgs]).reshape(-1, 1, 1),
+                        hypers=[], xp=np, seed=0, config_keys=["a", "b"], replicates=2,
+                        extra={"P": P})
+        assert type(eng) is want and eng.P.ndim == ndim
+        np.testing.assert_array_equal(eng.subset(np.array([1])).P, P[1] if ndim == 2 else P[1:])
+    # the dense problem records through the reference code (its own f − f* formula)
+    assert hasattr(eng, "measure") == (kind != "dense")
+
+
+@pytest.mark.parametrize("rotated", [False, True])
+def test_precond_matrix_with_identity_is_sgd_bit_for_bit(rotated):
+    """P = I: g·Iᵀ is exact, so with the same streams (same keys) the noisy run is the sgd run
+    of the other engines, bit for bit — the noise is drawn as they draw it, before P."""
+    prob = QuadraticProblem(16, L=1.0, mu=0.02, rotated=rotated, seed=2)
+    kw = {"steps": 100, "w0": np.ones(16), "oracle": IsotropicGaussianNoise(sigma2=[1.0, 0.3]),
+          "replicates": 19, "seed": 4, "config_keys": ["a", "b"], "engine": "fast"}
+    cfgs = [{"alpha": 0.9}, {"alpha": 0.4}]
+    sgd = run(prob, get_method("sgd"), cfgs, **kw)
+    mat = run(prob, get_method("precond_matrix"), [dict(c, P=np.eye(16)) for c in cfgs], **kw)
+    np.testing.assert_array_equal(mat.curves["value"].to_numpy(),
+                                  sgd.curves["value"].to_numpy())
+    # and with the noise off, the reference sgd to rounding
+    kw["oracle"] = None
+    ref = run(prob, get_method("sgd"), cfgs, **dict(kw, engine="reference"))
+    mat = run(prob, get_method("precond_matrix"), [dict(c, P=np.eye(16)) for c in cfgs], **kw)
+    _assert_same(ref, mat)
+
+
+def test_precond_matrix_divergent_configuration_dropped():
+    """A configuration that diverges is dropped at the reference's step; the survivors keep
+    their own P (subset of the (C, d, d) stack) — the last one's P differs from the first."""
+    prob = _precond_problem("dense")
+    ok = _precond_configs(prob, "per_config")
+    bad = {"alpha": 10 * ok[1]["alpha"], "P": ok[1]["P"]}  # α·λ_max(PA) = 5: diverges
+    cfgs = [ok[0], bad, {"alpha": ok[1]["alpha"], "P": 2.0 * ok[1]["P"]}]
+    ref, fast = _both(prob, "precond_matrix", cfgs, steps=200, replicates=4)
+    assert np.isfinite(ref.diverged_at[1]) and np.isnan(ref.diverged_at[[0, 2]]).all()
+    _assert_same(ref, fast)
+
+
+def test_precond_matrix_rows_same_alone_in_a_batch_and_on_two_threads():
+    prob = _precond_problem("rotated", d=20)
+    cfgs = _precond_configs(prob, "per_config")
+    cfgs.append({"alpha": 10 * cfgs[1]["alpha"], "P": cfgs[1]["P"]})  # diverges mid-run
+    kw = {"steps": 120, "w0": np.ones(20), "oracle": IsotropicGaussianNoise(sigma2=1.0),
+          "replicates": 37, "seed": 9, "engine": "fast"}
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        batch = run(prob, get_method("precond_matrix"), cfgs, config_keys=["a", "b", "x"],
+                    record_at=[0, 7, 60, 120], **kw)
+        numba.set_num_threads(1)
+        alone = run(prob, get_method("precond_matrix"), cfgs[1:2], config_keys=["b"],
+                    record_at=np.union1d(np.arange(0, 121, 3), [7]), check_every=1, **kw)
+    finally:
+        numba.set_num_threads(before)
+    assert np.isfinite(batch.diverged_at[2])
+    b = batch.curves[(batch.curves["config"] == 1) & (batch.curves["quantity"] == "f_gap")]
+    a = alone.curves[(alone.curves["quantity"] == "f_gap") & alone.curves["step"].isin(b["step"])]
+    np.testing.assert_array_equal(a["value"].to_numpy(), b["value"].to_numpy())
+
+
+def _precond_exact(steps, A, P, alpha, noise_cov, e0):
+    """E f − f* of e_{t+1} = (I − αPA) e_t − αP ξ_t, Cov ξ = noise_cov: the second moment
+    S = E e eᵀ follows S ← M S Mᵀ + α² P Σ Pᵀ (M = I − αPA) exactly; E(f − f*) = ½ tr(A S)."""
+    M = np.eye(len(e0)) - alpha * P @ A
+    Q = alpha**2 * P @ noise_cov @ P.T
+    S, out = np.outer(e0, e0), {}
+    for t in range(int(steps.max()) + 1):
+        out[t] = 0.5 * np.sum(A * S)
+        S = M @ S @ M.T + Q
+    return np.array([out[int(t)] for t in steps])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("kind", "oracle"), [
+    ("rotated", IsotropicGaussianNoise(sigma2=[2.0, 0.5], B=[1, 2])),
+    ("dense", IsotropicGaussianNoise(sigma2=2.0, B=1)),
+    ("diagonal", CurvatureAlignedNoise(sigma2=4.0, B=1)),
+])
+def test_precond_matrix_noise_matches_exact_expected_curve(kind, oracle, dtype):
+    d, R, T = 12, 400, 300
+    prob = _precond_problem(kind, d)
+    A = prob.hessian_matrix()
+    cfgs = _precond_configs(prob, "per_config", h=(0.9, 0.3))
+    rec = np.unique(np.r_[0, np.geomspace(1, T, 15).astype(int)])
+    w0 = prob.w_star + 0.5
+    res = run(prob, get_method("precond_matrix"), cfgs, steps=T, w0=w0, oracle=oracle,
+              replicates=R, seed=SEED, record_at=rec, engine="fast", dtype=dtype)
+    mean, se, steps = (x.reshape(len(cfgs), -1) for x in _values(res))
+    # as test_noise_matches_exact_expected_curve: Bonferroni over every recorded step of every
+    # configuration (family δ = 1e-6); each mean is over R = 400 replicates of a quadratic form
+    # of Gaussians (a weighted sum of d chi-squares: the normal approximation holds at this z)
+    z = bonferroni_z(2 * mean.size)
+    rounding = 10 * d * np.finfo(dtype).eps
+    var_over_b = np.broadcast_to(oracle._variance_over_B(), (len(cfgs),))
+    for c, cfg in enumerate(cfgs):
+        v = float(var_over_b[c])
+        cov = (v * A / np.trace(A) if isinstance(oracle, CurvatureAlignedNoise)
+               else v / d * np.eye(d))
+        want = _precond_exact(steps[c], A, cfg["P"], cfg["alpha"], cov, w0 - prob.w_star)
+        tol = z * se[c] + rounding * want
+        assert np.all(np.abs(mean[c] - want) <= tol), (cfg["alpha"], mean[c] / want)
+        # power: the stationary level with half the noise is rejected at the last steps
+        wrong = _precond_exact(steps[c], A, cfg["P"], cfg["alpha"], 0.5 * cov,
+                               w0 - prob.w_star)
+        assert np.any(np.abs(mean[c] - wrong) > tol)
+
+
+def test_preconditioning_experiment_configuration_runs_on_the_fast_path():
+    """The preconditioning experiment's precond_matrix runs (diagonal, scaled dense and
+    rotated A; P = A⁻¹, α = 1; one replicate, exact gradients) have an engine, and with it
+    they solve in one step within the experiment's own rounding bound."""
+    from simulate.experiments import preconditioning as pc
+
+    d = 10
+    problems = [QuadraticProblem(dim=d, L=1.0, mu=1e-3, spectrum="log-uniform"),
+                DenseQuadraticProblem(pc._scaled_matrix(d, 10.0, 1000.0, 0)),
+                QuadraticProblem(dim=d, L=1.0, mu=1e-3, spectrum="log-uniform", rotated=True,
+                                 seed=0)]
+    for prob in problems:
+        A = prob.hessian_matrix()
+        inv = np.linalg.inv(A)
+        inv = 0.5 * (inv + inv.T)
+        eng = fast_path(problem=prob, method=get_method("precond_matrix"),
+                        oracle=ExactGradient(), schedule=Schedule(),
+                        alpha=np.ones((1, 1, 1)), hypers=[], xp=np, seed=0,
+                        config_keys=["k"], replicates=1, extra={"P": inv[None]})
+        assert isinstance(eng, PrecondMatrixEngine)
+        res = run(prob, get_method("precond_matrix"), [{"alpha": 1.0, "P": inv}], steps=3,
+                  w0=prob.w_star + 1.0, record_at=[0, 1, 2, 3], engine="fast")
+        c = res.curves[res.curves["quantity"] == "dist2"].sort_values("step")["value"]
+        ratio = np.sqrt(c.to_numpy()[1] / c.to_numpy()[0])
+        assert ratio <= pc._one_step_bound(A, inv, 1.0, "float64"), type(prob).__name__
 
 
 # --------------------------------------------------------------------------- noise on
@@ -402,13 +606,18 @@ def test_bounded_index_is_uniform():
 
 
 # --------------------------------------------------------------------------- unsupported
-@pytest.mark.parametrize("case", ["precond_matrix", "logistic", "without_replacement",
-                                  "curvature_rotated"])
+@pytest.mark.parametrize("case", ["precond_matrix_pl_sin", "precond_matrix_minibatch",
+                                  "logistic", "without_replacement", "curvature_rotated"])
 def test_engine_fast_raises_where_unsupported(case):
     quad = QuadraticProblem(8, L=1.0, mu=0.1)
     method, problem, cfg, oracle = "sgd", quad, {"alpha": 0.1}, None
-    if case == "precond_matrix":
+    if case == "precond_matrix_pl_sin":  # precond_matrix is on the fast path for quadratics only
         method, cfg = "precond_matrix", {"alpha": 0.1, "P": np.eye(8)}
+        problem = PLSinProblem(8, scale=0.5)
+    elif case == "precond_matrix_minibatch":
+        method, cfg = "precond_matrix", {"alpha": 0.1, "P": np.eye(8)}
+        problem = FiniteSumLeastSquares(n=50, dim=8, seed=0)
+        oracle = MinibatchSampling(B=2)
     elif case == "logistic":
         problem, oracle = FiniteSumLogistic(n=50, dim=8, seed=0), MinibatchSampling(B=2)
     elif case == "without_replacement":

@@ -19,8 +19,19 @@ FiniteSumLeastSquares         MinibatchSampling                    one loop: B r
                               (with replacement)                   residuals, update
 ============================  ===================================  =========================
 
-Every method of :mod:`simulate.methods` except ``precond_matrix`` (a dense ``grad_transform``),
-every schedule (α_t is evaluated on the host per step and passed in as an array).
+Every method of :mod:`simulate.methods`, every schedule (α_t is evaluated on the host per step
+and passed in as an array). Elementwise methods run on every row above; ``precond_matrix``
+(a dense ``grad_transform``, g ↦ P g with P (C, d, d) or shared (d, d)) runs on the
+quadratics only:
+
+============================  ===================================  =========================
+problem                       oracles                              how (per step)
+============================  ===================================  =========================
+QuadraticProblem, diagonal    exact, isotropic, curvature-aligned  ∇f + noise in one pass;
+                                                                   BLAS g·Pᵀ; fused update
+QuadraticProblem, rotated     exact, isotropic                     BLAS A·(q − w*); noise;
+DenseQuadraticProblem         exact, isotropic                     BLAS g·Pᵀ; fused update
+============================  ===================================  =========================
 
 Random streams: each (configuration, replicate) row has its own xoshiro256** generator seeded
 from ``SeedSequence(seed, spawn_key=(hash(config_key), replicate))`` (see
@@ -49,7 +60,7 @@ AUTO_MIN_WORK = 1_000_000
 def fast_path(*, problem: Any, method: Any, oracle: Any, schedule: Any, alpha: Any,
               hypers: Any, xp: Any, seed: int, config_keys: list[str],
               replicates: int, steps: int | None = None, engine: str = "fast",
-              **_: Any) -> Any:
+              extra: dict[str, Any] | None = None, **_: Any) -> Any:
     """A fast engine for this run, or ``None`` where none applies (the reference path runs).
 
     Parameters
@@ -68,6 +79,9 @@ def fast_path(*, problem: Any, method: Any, oracle: Any, schedule: Any, alpha: A
     steps, engine
         The run's T and engine choice, when the runner passes them: with ``engine="auto"`` a
         run of fewer than :data:`AUTO_MIN_WORK` coordinate-updates gets ``None``.
+    extra
+        The ``grad_transform``'s hyperparameters as the runner stacks them (``{"P": (C, d,
+        d)}`` for ``precond_matrix``); without them such a method gets ``None``.
 
     Returns
     -------
@@ -90,4 +104,4 @@ def fast_path(*, problem: Any, method: Any, oracle: Any, schedule: Any, alpha: A
         return None
     return select_engine(problem=problem, method=method, oracle=oracle, schedule=schedule,
                          alpha=alpha, hypers=hypers, seed=seed, config_keys=config_keys,
-                         replicates=replicates)
+                         replicates=replicates, extra=extra)

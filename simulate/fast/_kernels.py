@@ -14,6 +14,9 @@ Loops (``nogil``, ``fastmath=False``, over a range of (configuration × replicat
   stream into a buffer, then one pass updates every coordinate.
 * ``elementwise``: one step of a coupled problem after BLAS has formed the gradient: noise,
   update and the next step's query point, in one pass.
+* ``quadratic_noise``: the stochastic gradient of a quadratic before a dense transform of it
+  (``precond_matrix``): ∇f(q) (diagonal A: λ ⊙ (q − w*); else BLAS has formed it) plus the
+  oracle's noise from the row's stream.
 * ``finite_sum_ls``: minibatch steps on least squares: B uniform row indices from the row's
   stream, residuals, the averaged component gradient, update.
 * ``measure_*``: per-row f − f*, ‖w − w*‖², ‖∇f(w)‖² and finiteness in one pass.
@@ -53,6 +56,7 @@ __all__ = [
     "finite_sum_ls_kernel",
     "jitted",
     "measure_kernel",
+    "quadratic_noise_kernel",
     "separable_kernel",
 ]
 
@@ -383,6 +387,43 @@ def elementwise_kernel(method: Method, per_coord: tuple[bool, ...],
         return _build("elementwise", body, {"query": method.query, "update": method.update})
 
     return _cached(("elementwise", method.query, method.update, per_coord, dtype), make)
+
+
+def quadratic_noise_kernel(diagonal: bool, dtype: str) -> Callable[..., Any]:
+    """The oracle's stochastic gradient of a quadratic, g = ∇f(q) + coef·(nsc ⊙ z), in place.
+
+    For methods whose gradient goes through a dense ``grad_transform`` (``precond_matrix``):
+    the noise must be in g *before* the transform, so it cannot be added by the elementwise
+    loop that applies the update afterwards.
+
+    Signature: ``kernel(G, E, lam, nsc, coef, rng, R, row0, row1)``; ``E`` (rows, d) holds
+    q − w*. With ``diagonal``, first G ← λ ⊙ E (``QuadraticProblem.grad`` with Q = I);
+    otherwise ``G`` already holds the BLAS product E·A. Then, for rows whose configuration
+    has ``coef[c] ≠ 0``, d normals are drawn from the row's stream exactly as the other loops
+    draw them (:func:`~simulate.fast._random.lane_normals`, coordinate j from lane j mod 8)
+    and G ← G + coef·(nsc ⊙ z): the reference's
+    ``problem.grad(q) + coef * z`` (isotropic, nsc = 1) or ``+ coef * (√λ ⊙ z)``
+    (curvature-aligned on a diagonal A).
+    """
+    def make() -> Callable[..., Any]:
+        grad = ["        for j in range(d):\n",
+                "            G[row, j] = lam[j] * E[row, j]\n"] if diagonal else []
+        body = (
+            "def kernel(G, E, lam, nsc, coef, rng, R, row0, row1):\n"
+            "    d = G.shape[1]\n"
+            + _normal_buffers(dtype, "    ")
+            + "    for row in range(row0, row1):\n"
+            "        c = row // R\n"
+            "        co = coef[c]\n"
+            + "".join(grad)
+            + "        if co != 0.0:\n"
+            + _fill_normals(dtype, "            ")
+            + "            for j in range(d):\n"
+            "                G[row, j] = G[row, j] + co * (nsc[j] * zb[j])\n"
+        )
+        return _build("quadratic_noise", body, {})
+
+    return _cached(("quadratic_noise", diagonal, dtype), make)
 
 
 def finite_sum_ls_kernel(method: Method, per_coord: tuple[bool, ...],

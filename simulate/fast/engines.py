@@ -4,6 +4,10 @@ An engine holds what stays fixed between calls (hyperparameters as (C, 1) or (C,
 base step sizes, the noise coefficients, the problem's per-coordinate data) and the rows'
 generator states; ``advance`` runs a compiled loop over steps t0 … t1 − 1 and ``subset`` keeps
 the configurations still alive (their generator states carried over, not reseeded).
+
+Methods with a dense ``grad_transform`` (``precond_matrix``: g ↦ P g) run on
+:class:`PrecondMatrixEngine`: per step the quadratic's gradient plus the oracle's noise, then
+the method's own transform by BLAS, then the method's own update in the elementwise loop.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..methods import Method
+from ..methods import Method, get_method
 from ..noise import (
     CurvatureAlignedNoise,
     ExactGradient,
@@ -23,14 +27,28 @@ from ..noise import (
 )
 from ..problems.finite_sum import FiniteSumLeastSquares
 from ..problems.pl_sin import PLSinProblem
-from ..problems.quadratic import QuadraticProblem
+from ..problems.quadratic import DenseQuadraticProblem, QuadraticProblem
 from ..schedules import Schedule
 from ._blas import single_threaded_blas
-from ._kernels import elementwise_kernel, finite_sum_ls_kernel, measure_kernel, separable_kernel
+from ._kernels import (
+    elementwise_kernel,
+    finite_sum_ls_kernel,
+    measure_kernel,
+    quadratic_noise_kernel,
+    separable_kernel,
+)
 from ._parallel import run_chunks, run_rows
 from ._random import row_states
 
-__all__ = ["DenseQuadraticEngine", "FiniteSumEngine", "SeparableEngine", "select_engine"]
+__all__ = [
+    "DenseQuadraticEngine",
+    "DiagonalPrecondMatrixEngine",
+    "FiniteSumEngine",
+    "PrecondMatrixEngine",
+    "RotatedPrecondMatrixEngine",
+    "SeparableEngine",
+    "select_engine",
+]
 
 _EXACT = (ExactGradient, GradientOracle)
 #: replicates per BLAS product in the dense engine (see DenseQuadraticEngine._blocks)
@@ -265,6 +283,148 @@ class DenseQuadraticEngine(_Engine):
                 "finite": np.isfinite(w).all(axis=(1, 2))}
 
 
+class PrecondMatrixEngine(_Engine):
+    """A method with a dense ``grad_transform`` (``precond_matrix``) on a quadratic.
+
+    Per step and block of at most :data:`DENSE_BLOCK` replicates of one configuration, in
+    the reference's order (:func:`simulate.runner.run`):
+
+    1. g = ∇f(q): the BLAS product (q − w*)·A (``DenseQuadraticProblem.grad``'s own form;
+       equal to rounding to the rotated ``QuadraticProblem``'s Q(λ ⊙ Qᵀ(q − w*))), or
+       λ ⊙ (q − w*) for a diagonal A;
+    2. g ← g + coef·(nsc ⊙ z), the oracle's noise, z from the row's stream
+       (:func:`~simulate.fast._kernels.quadratic_noise_kernel`);
+    3. g ← ``method.grad_transform(g, {"P": P_c}, np)`` — the method's own function, i.e.
+       g Pᵀ (row form of P g) by BLAS with the block's configuration's P (adjacent blocks of
+       one size and one P stacked into one call, see :meth:`_stacks`);
+    4. state ← ``method.update(state, g, t, α_t)`` and the next q − w*, in the elementwise
+       loop (:func:`~simulate.fast._kernels.elementwise_kernel`, its noise switched off).
+
+    ``P`` is (C, d, d) (one matrix per configuration) or (d, d) (shared); a (C, d, d) stack of
+    equal matrices is kept as one. Working memory is three (C·R, d) buffers, whatever T.
+    This class records through the runner's reference code (no ``measure``); the subclasses
+    for :class:`~simulate.problems.QuadraticProblem` measure in one pass as the other engines.
+    """
+
+    def __init__(self, P: np.ndarray, w_star: np.ndarray, coef: np.ndarray, nsc: np.ndarray,
+                 hessian: np.ndarray | None = None, lam: np.ndarray | None = None,
+                 **kw: Any) -> None:
+        super().__init__(**kw)
+        dt = self.dtype
+        P = np.asarray(P, dtype=dt)
+        if P.ndim == 3 and (P.shape[0] == 1 or bool((P == P[:1]).all())):
+            P = P[0]  # shared: one matrix, nothing to subset
+        self.P = np.ascontiguousarray(P)
+        self._per_config = ("coef", "P") if self.P.ndim == 3 else ("coef",)
+        self.diagonal = hessian is None
+        d = np.asarray(w_star).shape[-1]
+        self.A = None if self.diagonal else np.ascontiguousarray(hessian, dtype=dt)
+        self.lam = np.ascontiguousarray(np.zeros(d) if lam is None else lam, dtype=dt)
+        self.w_star = np.ascontiguousarray(w_star, dtype=dt)
+        self.coef = np.ascontiguousarray(coef, dtype=dt)
+        self.nsc = np.ascontiguousarray(nsc, dtype=dt)
+        self.grad_kernel = quadratic_noise_kernel(self.diagonal, dt.name)
+        self.kernel = elementwise_kernel(self.method, self.per_coord, dt.name)
+
+    _blocks = DenseQuadraticEngine._blocks
+
+    def _transform_args(self) -> list[dict[str, np.ndarray]]:
+        """The ``grad_transform`` hyperparameters per configuration ({"P": P_c}); one shared
+        dict for a shared P (so blocks of different configurations may share a product)."""
+        if self.P.ndim == 2:
+            return [{"P": self.P}] * self.n_configs
+        return [{"P": self.P[c]} for c in range(self.n_configs)]
+
+    @staticmethod
+    def _stacks(blocks: list[tuple[int, int, Any]]) -> list[tuple[int, int, int, Any]]:
+        """Runs of adjacent blocks of one size and one key, as (row0, row1, size, key).
+
+        A run is one batched product over a (blocks, size, d) view: NumPy's ``matmul`` makes
+        one BLAS call per block of the stack, so every row gets the product of its own block
+        (the same bits as block by block) with one Python call per run instead of per block.
+        """
+        out: list[list[Any]] = []
+        for q0, q1, key in blocks:
+            last = out[-1] if out else None
+            if last and last[1] == q0 and last[2] == q1 - q0 and last[3] is key:
+                last[1] = q1
+            else:
+                out.append([q0, q1, q1 - q0, key])
+        return [tuple(x) for x in out]
+
+    def advance(self, state: tuple[Any, ...], t0: int, t1: int) -> tuple[Any, ...]:
+        """Steps t0 … t1 − 1 on every row, in place; returns the state.
+
+        As :meth:`DenseQuadraticEngine.advance`: each thread takes a contiguous run of row
+        blocks through all the steps, BLAS single-threaded meanwhile.
+        """
+        if t1 <= t0:
+            return state
+        flat, state = self._flat(state)
+        hyp3 = [h[:, None, :] for h in self.hypers]
+        e = self.method.query(*state, *hyp3) - self.w_star
+        e = np.ascontiguousarray(e.reshape(flat[0].shape))
+        d = e.shape[1]
+        g = np.empty_like(e)
+        h = np.empty_like(e)
+        alphas = self.alphas(t0, t1)
+        R, transform, args = self.replicates, self.method.grad_transform, self._transform_args()
+        blocks = [(q0, q1, args[q0 // R]) for q0, q1 in self._blocks(self.n_configs)]
+        fixed = (self.lam, self.nsc, self.coef, self.rng, R)
+        zero = np.zeros(self.n_configs, dtype=self.dtype)  # the elementwise loop's noise: off
+
+        def views(x: np.ndarray, r0: int, r1: int, size: int) -> np.ndarray:
+            return x[r0:r1].reshape(-1, size, d)
+
+        def chunk(b0: int, b1: int) -> None:
+            mine = blocks[b0:b1]
+            r0, r1 = mine[0][0], mine[-1][1]
+            grads = ([] if self.diagonal else
+                     [(views(e, *s[:3]), views(g, *s[:3]))
+                      for s in self._stacks([(q0, q1, None) for q0, q1, _ in mine])])
+            trans = [(views(g, *s[:3]), views(h, *s[:3]), s[3]) for s in self._stacks(mine)]
+            for k, t in enumerate(range(t0, t1)):
+                for ev, gv in grads:
+                    np.matmul(ev, self.A, out=gv)
+                self.grad_kernel(g, e, *fixed, r0, r1)
+                for gv, hv, extra in trans:
+                    hv[...] = transform(gv, extra, np)
+                self.kernel(*flat, *self.hypers, h, e, self.w_star, zero, alphas[k], self.rng,
+                            t, R, r0, r1)
+
+        with single_threaded_blas() as single:
+            run_chunks(chunk, len(blocks), None if single else 1)
+        return state
+
+
+class RotatedPrecondMatrixEngine(PrecondMatrixEngine):
+    """:class:`PrecondMatrixEngine` on a rotated QuadraticProblem; measures as
+    :meth:`DenseQuadraticEngine.measure` (eigenbasis, the problem's own formulas)."""
+
+    def __init__(self, rotation: np.ndarray, mask: np.ndarray, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.Q = np.ascontiguousarray(rotation, dtype=self.dtype)
+        self.mask = np.ascontiguousarray(mask, dtype=self.dtype)
+
+    measure = DenseQuadraticEngine.measure
+
+
+class DiagonalPrecondMatrixEngine(PrecondMatrixEngine):
+    """:class:`PrecondMatrixEngine` on a diagonal QuadraticProblem; measures as
+    :meth:`SeparableEngine.measure` (one compiled pass)."""
+
+    _measured: tuple[Any, dict[str, np.ndarray]] | None = None
+
+    def __init__(self, mask: np.ndarray, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.mask = np.ascontiguousarray(mask, dtype=self.dtype)
+        self.scale = self.dtype.type(0.0)
+        self.measure_kernel = measure_kernel("quadratic")
+
+    measure = SeparableEngine.measure
+    _measures = staticmethod(SeparableEngine._measures)
+
+
 class FiniteSumEngine(_Engine):
     """Least squares, minibatch of B rows uniform with replacement, per replicate and step."""
 
@@ -288,9 +448,13 @@ class FiniteSumEngine(_Engine):
 
 def select_engine(*, problem: Any, method: Method, oracle: Any, schedule: Schedule,
                   alpha: Any, hypers: Any, seed: int, config_keys: list[str],
-                  replicates: int) -> _Engine | None:
-    """The engine for this combination, or None when it is not supported."""
-    if method.grad_transform is not None or not isinstance(alpha, np.ndarray):
+                  replicates: int, extra: dict[str, Any] | None = None) -> _Engine | None:
+    """The engine for this combination, or None when it is not supported.
+
+    ``extra`` holds the ``grad_transform``'s hyperparameters as the runner stacks them
+    (``P``: (C, d, d)); only ``precond_matrix``'s transform is supported.
+    """
+    if not isinstance(alpha, np.ndarray):
         return None
     if np.dtype(alpha.dtype) not in (np.dtype(np.float64), np.dtype(np.float32)):
         return None
@@ -307,6 +471,9 @@ def select_engine(*, problem: Any, method: Method, oracle: Any, schedule: Schedu
         # dist2 counts range(A) only (QuadraticProblem.dist2 with zero eigenvalues)
         lam = np.asarray(problem.eigenvalues, dtype=np.float64)
         return (lam > 0).astype(np.float64) if problem.n_zero else np.ones(d)
+
+    if method.grad_transform is not None:
+        return _precond_matrix_engine(problem, oracle, extra, n_cfg, dt, rng, mask, kw)
 
     ptype = type(problem)
     if ptype is FiniteSumLeastSquares:
@@ -340,4 +507,47 @@ def select_engine(*, problem: Any, method: Method, oracle: Any, schedule: Schedu
         return SeparableEngine(grad_kind="pl_sin", lam=np.zeros(d), w_star=problem.w_star,
                                nsc=np.ones(d), coef=_coefficient(var, float(d), dt),
                                scale=problem.scale, mask=np.ones(d), rng=rng(), **kw)
+    return None
+
+
+def _precond_matrix_engine(problem: Any, oracle: Any, extra: dict[str, Any] | None,
+                           n_cfg: int, dt: np.dtype, rng: Any, mask: Any,
+                           kw: dict[str, Any]) -> _Engine | None:
+    """A :class:`PrecondMatrixEngine` for ``precond_matrix`` on a quadratic, or None.
+
+    Supported: QuadraticProblem (diagonal: exact, isotropic, curvature-aligned; rotated:
+    exact, isotropic) and DenseQuadraticProblem (exact, isotropic) — the combinations of the
+    other engines, plus the dense quadratic of the preconditioning experiment.
+    """
+    method = kw["method"]
+    if (method.grad_transform is not get_method("precond_matrix").grad_transform
+            or method.extra_hypers != ("P",) or extra is None):
+        return None
+    d = problem.dim
+    P = extra.get("P")
+    if not isinstance(P, np.ndarray) or P.shape not in ((n_cfg, d, d), (d, d)):
+        return None
+    var = _noise_variance(oracle, n_cfg)
+    if var is None:
+        return None
+    curvature = type(oracle) is CurvatureAlignedNoise
+    ptype = type(problem)
+    common = {"P": P, "w_star": problem.w_star, "rng": rng(), **kw}
+    if ptype is QuadraticProblem:
+        lam = np.asarray(problem.eigenvalues, dtype=np.float64)
+        if problem.rotated:
+            if curvature:
+                return None
+            return RotatedPrecondMatrixEngine(hessian=problem.hessian_matrix(), lam=lam,
+                                              rotation=problem.rotation, mask=mask(),
+                                              coef=_coefficient(var, float(d), dt),
+                                              nsc=np.ones(d), **common)
+        if curvature:
+            nsc, coef = np.sqrt(lam), _coefficient(var, float(problem.hessian_trace), dt)
+        else:
+            nsc, coef = np.ones(d), _coefficient(var, float(d), dt)
+        return DiagonalPrecondMatrixEngine(lam=lam, mask=mask(), coef=coef, nsc=nsc, **common)
+    if ptype is DenseQuadraticProblem and not curvature:
+        return PrecondMatrixEngine(hessian=problem.hessian_matrix(), coef=_coefficient(
+            var, float(d), dt), nsc=np.ones(d), **common)
     return None
