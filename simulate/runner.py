@@ -277,6 +277,10 @@ def run(
 
     row_cache: dict[str, Any] = {}
 
+    # the engine call that ran through several boundaries, and the positions of the alive
+    # configurations in its batch (configurations dropped since are skipped)
+    call: dict[str, Any] = {"engine": None, "pos": None}
+
     def fast_rows(t: int) -> dict[str, Any] | None:
         """Per-row f_gap, dist2, grad_norm2 (C, R) and finite (C,) from the fast engine's
         ``measure`` (one compiled pass), once per step; None: use the reference code."""
@@ -284,7 +288,11 @@ def run(
             return None
         if row_cache.get("t") != t:
             row_cache.clear()
-            row_cache.update(fast.measure(state))
+            at = call["engine"].measured_at(t) if call["engine"] is not None else None
+            if at is not None:
+                row_cache.update({key: v[call["pos"]] for key, v in at.items()})
+            else:
+                row_cache.update(fast.measure(state))
             row_cache["t"] = t
         return row_cache
 
@@ -372,45 +380,65 @@ def run(
                 grad_min = xp.minimum(grad_min, (gw * gw).sum(axis=-1))
 
     fused_measure = {"measure": True} if getattr(fast, "fused_measure", False) else {}
+    # engines that measure at several steps in one call run through up to MEASURES_PER_CALL
+    # boundaries at once (fewer calls: fewer thread start/stop points); when a record needs
+    # more of the state than the measured rows (the wide re-evaluation, the iterate) the
+    # calls stop at every boundary as before
+    multi = (getattr(fast, "measures_at", False) and resolution.host is None
+             and iterate is None)
     boundaries = np.union1d(rec[rec > 0], np.arange(check_every, steps + 1, check_every))
     measure(0)
     t_done = 0
-    for t_next in boundaries:
-        t_next = int(t_next)
-        if fast is not None:
+    i = 0
+    while i < boundaries.size:
+        if fast is not None and multi:
+            group = [int(t) for t in boundaries[i:i + MEASURES_PER_CALL]]
+            state = fast.advance(state, t_done, group[-1], measure_at=group)
+            call["engine"], call["pos"] = fast, np.arange(alive.size)
+            row_cache.clear()
+        elif fast is not None:
             # every boundary is measured next (divergence check, record): engines that can
             # measure each row in the stepping pass do so
-            state = fast.advance(state, t_done, t_next, **fused_measure)
+            group = [int(boundaries[i])]
+            state = fast.advance(state, t_done, group[-1], **fused_measure)
         else:
-            advance(t_done, t_next)
-        t_done = t_next
-        with np.errstate(all="ignore"):
-            bad = check(t_done)
-        if bad.size:
-            keep = np.setdiff1d(np.arange(alive.size), bad)
-            alive = alive[keep]
-            if keep.size == 0:
-                break
-            kx = xp.asarray(keep)
-            row_cache.clear()
-            state = tuple(s[kx] for s in state)
-            hypers = [h[kx] for h in hypers]
-            alpha = alpha[kx]
-            extra = {k: v[kx] for k, v in extra.items()}
-            limit = limit[kx]
-            if w_avg is not None:
-                w_avg = w_avg[kx]
-            if grad_min is not None:
-                grad_min = grad_min[kx]
-            rng = rng.subset(keep)
-            ostate = oracle.subset_state(ostate, keep)
-            oracle = oracle.subset(keep)
-            if fast is not None:
-                fast = fast.subset(keep)
-        if t_done in rec_index:
-            measure(t_done)
-            if progress is not None:
-                progress(t_done, steps)
+            group = [int(boundaries[i])]
+            advance(t_done, group[-1])
+        i += len(group)
+        stop = False
+        for t_done in group:
+            with np.errstate(all="ignore"):
+                bad = check(t_done)
+            if bad.size:
+                keep = np.setdiff1d(np.arange(alive.size), bad)
+                alive = alive[keep]
+                if call["pos"] is not None:
+                    call["pos"] = call["pos"][keep]
+                if keep.size == 0:
+                    stop = True
+                    break
+                kx = xp.asarray(keep)
+                row_cache.clear()
+                state = tuple(s[kx] for s in state)
+                hypers = [h[kx] for h in hypers]
+                alpha = alpha[kx]
+                extra = {k: v[kx] for k, v in extra.items()}
+                limit = limit[kx]
+                if w_avg is not None:
+                    w_avg = w_avg[kx]
+                if grad_min is not None:
+                    grad_min = grad_min[kx]
+                rng = rng.subset(keep)
+                ostate = oracle.subset_state(ostate, keep)
+                oracle = oracle.subset(keep)
+                if fast is not None:
+                    fast = fast.subset(keep)
+            if t_done in rec_index:
+                measure(t_done)
+                if progress is not None:
+                    progress(t_done, steps)
+        if stop:
+            break
 
     curves = _to_frame(results, rec, quantities, iterate, params, diverged_at, replicates,
                        experiment, np_dtype, resolution.error)
@@ -426,6 +454,10 @@ TINY_FACTOR = 1e3
 #: quantities whose error is estimated from another one: the running minimum of ‖∇f‖² is not
 #: a function of the current iterate; its error is taken as that of ‖∇f(w_t)‖² (same region)
 _ERROR_OF = {"grad_norm2_min": "grad_norm2"}
+
+#: boundaries (record or divergence-check steps) one engine call may run through when the
+#: engine measures at several steps per call (``measures_at``)
+MEASURES_PER_CALL = 32
 
 
 def _reference_dtype(dtype: np.dtype) -> np.dtype | None:

@@ -231,6 +231,63 @@ def test_fused_measure_gives_the_bits_of_a_separate_pass(dtype):
         np.testing.assert_array_equal(sub.measure(w1)["f_gap"], fused.measure(s1)["f_gap"][1:])
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_measures_at_several_steps_equal_calls_stopping_at_each(dtype):
+    """advance(t0, t1, measure_at=steps) must give, at every listed step, the bits that calls
+    stopping at that step give (and the same final state): one call through several record
+    and check steps changes no number."""
+    rng = np.random.default_rng(4)
+    prob = QuadraticProblem(24, L=2.0, mu=0.05, w_star=rng.standard_normal(24))
+    m = get_method("nesterov")
+    hypers = [np.full((2, 1, 1), 0.7, dtype=dtype)]
+
+    def engine():
+        return fast_path(problem=prob, method=m, oracle=IsotropicGaussianNoise(1.0),
+                         schedule=Schedule(), alpha=np.full((2, 1, 1), 0.05, dtype=dtype),
+                         hypers=hypers, xp=np, seed=6, config_keys=["a", "b"], replicates=5)
+
+    one, many = engine(), engine()
+    s1 = m.init(rng.standard_normal((2, 5, 24)).astype(dtype))
+    s2 = tuple(x.copy() for x in s1)
+    steps = [3, 4, 9, 17]
+    s1 = one.advance(s1, 0, 17, measure_at=steps)
+    t = 0
+    for t_next in steps:
+        s2 = many.advance(s2, t, t_next, measure=True)
+        got, want = one.measured_at(t_next), many.measure(s2)
+        for k in ("f_gap", "dist2", "grad_norm2", "finite"):
+            np.testing.assert_array_equal(got[k], want[k], err_msg=f"step {t_next} {k}")
+        t = t_next
+    for a, b in zip(s1, s2, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert one.measured_at(5) is None
+    with pytest.raises(ValueError, match="measure_at"):
+        one.advance(s1, 17, 20, measure_at=[17])
+
+
+def test_runner_tables_do_not_depend_on_measures_per_call(monkeypatch):
+    """The runner's calls through up to MEASURES_PER_CALL boundaries give the same table,
+    byte for byte, as calls stopping at every boundary — also when a configuration diverges
+    (and is dropped) in the middle of a call."""
+    import simulate.runner as runner
+
+    prob = QuadraticProblem(40, L=1.0, mu=0.01)
+    configs = [{"alpha": 0.5, "beta": 0.9}, {"alpha": 5.0, "beta": 0.9},
+               {"alpha": 1.0, "beta": 0.5}]
+
+    def go():
+        return runner.run(prob, get_method("heavy_ball"), configs, steps=300,
+                          w0=np.ones(40), oracle=IsotropicGaussianNoise(0.1), replicates=6,
+                          seed=2, record_points=25, engine="fast")
+
+    batched = go()
+    monkeypatch.setattr(runner, "MEASURES_PER_CALL", 1)
+    single = go()
+    assert np.isfinite(batched.diverged_at[1]) and not np.isfinite(batched.diverged_at[0])
+    np.testing.assert_array_equal(batched.diverged_at, single.diverged_at)
+    assert batched.curves.to_csv() == single.curves.to_csv()
+
+
 # --------------------------------------------------------------------------- precond_matrix
 def _spd(d, seed, spread):
     """A symmetric positive definite matrix Q diag(geomspace(1, spread)) Qᵀ, Q Haar-like."""

@@ -307,7 +307,7 @@ def separable_kernel(method: Method, grad_kind: str, per_coord: tuple[bool, ...]
     """The compiled multi-step loop for a separable problem.
 
     Signature: ``kernel(S0.., H0.., alphas, lam, w_star, nsc, coef, scale, rng, t0, R, mask,
-    mout, mfin, do_measure, row0, row1)`` — state arrays (rows, d) updated in place;
+    mout, mfin, measure_after, row0, row1)`` — state arrays (rows, d) updated in place;
     hyperparameters (C, 1) or (C, d); ``alphas`` (steps, C) the step sizes α_t, t = t0 …;
     ``lam``, ``w_star``, ``nsc`` (d,) the problem's data and the noise shape (1 for isotropic
     noise, √λ for curvature-aligned); ``coef`` (C,) the noise coefficient; ``rng``
@@ -317,9 +317,11 @@ def separable_kernel(method: Method, grad_kind: str, per_coord: tuple[bool, ...]
     Per step, row and coordinate: q = query(state), g = grad(q) + coef·(nsc·z), state =
     update(state, g, t, α_t) — the reference's ``problem.grad(q) + coef * z`` on scalars.
 
-    With ``do_measure`` true, each row is then measured while it is still in cache, exactly as
-    :func:`measure_kernel` does (same arithmetic, same order): ``mout`` (3, rows) float64 gets
-    f − f*, ‖w − w*‖² (on range(A), weights ``mask``) and ‖∇f‖², ``mfin`` (rows,) finiteness.
+    ``measure_after`` (int64, increasing, in 1 … steps): after its step k + 1 = measure_after[i]
+    each row is measured while it is still in cache, exactly as :func:`measure_kernel` does
+    (same arithmetic, same order): ``mout[i]`` (3, rows) float64 gets f − f*, ‖w − w*‖² (on
+    range(A), weights ``mask``) and ‖∇f‖², ``mfin[i]`` (rows,) finiteness. One call can thus
+    cover several record and divergence-check steps.
     """
     def make() -> Callable[..., Any]:
         S, H = _names(method)
@@ -333,7 +335,7 @@ def separable_kernel(method: Method, grad_kind: str, per_coord: tuple[bool, ...]
 
         body = (
             f"def kernel({', '.join(S + H)}, alphas, lam, w_star, nsc, coef, scale, rng, t0, R,"
-            " mask, mout, mfin, do_measure, row0, row1):\n"
+            " mask, mout, mfin, measure_after, row0, row1):\n"
             "    d = S0.shape[1]\n"
             "    nsteps = alphas.shape[0]\n"
             + _normal_buffers(dtype, "    ")
@@ -341,15 +343,17 @@ def separable_kernel(method: Method, grad_kind: str, per_coord: tuple[bool, ...]
             "        c = row // R\n"
             "        co = coef[c]\n"
             + _hoist_hypers(method, per_coord, "        ")
-            + "        for k in range(nsteps):\n"
+            + "        m_i = 0\n"
+            "        for k in range(nsteps):\n"
             "            t = t0 + k\n"
             "            a = alphas[k, c]\n"
             "            if co != 0.0:\n"
             + _fill_normals(dtype, "                ")
             + "            for j in range(d):\n"
             + step(f"{grad} + co * (nsc[j] * zb[j])", "                ")
-            + "        if do_measure:\n"
-            + _measure_row(grad_kind, "S0", "            ")
+            + "            if m_i < measure_after.shape[0] and measure_after[m_i] == k + 1:\n"
+            + _measure_row(grad_kind, "S0", "                ", at="m_i, ")
+            + "                m_i += 1\n"
         )
         return _build("separable", body, {"query": method.query, "update": method.update})
 
@@ -472,10 +476,11 @@ def finite_sum_ls_kernel(method: Method, per_coord: tuple[bool, ...],
     return _cached(("finite_sum_ls", method.query, method.update, per_coord, dtype), make)
 
 
-def _measure_row(kind: str, array: str, indent: str) -> str:
-    """Source measuring row ``row`` of ``array`` into ``mout[:, row]``/``mfin[row]`` (float64
-    sums in coordinate order) — shared by :func:`measure_kernel` and the fused measure of
-    :func:`separable_kernel`, so both give the same bits."""
+def _measure_row(kind: str, array: str, indent: str, at: str = "") -> str:
+    """Source measuring row ``row`` of ``array`` into ``mout[at 0…2, row]``/``mfin[at row]``
+    (float64 sums in coordinate order; ``at`` an index prefix such as ``"m_i, "``) — shared by
+    :func:`measure_kernel` and the fused measure of :func:`separable_kernel`, so both give
+    the same bits."""
     # names of their own: in the fused kernel they must not share a variable (and hence a
     # numba type) with the step loop's
     return "".join(f"{indent}{ln}\n" for ln in [
@@ -486,7 +491,8 @@ def _measure_row(kind: str, array: str, indent: str) -> str:
         f"    m_a, m_b, m_c = {MEASURE_KINDS[kind]}(m_w, lam[m_j], w_star[m_j], mask[m_j],"
         " scale)",
         "    m_f += m_a", "    m_e += m_b", "    m_g += m_c",
-        "mout[0, row] = m_f", "mout[1, row] = m_e", "mout[2, row] = m_g", "mfin[row] = m_ok",
+        f"mout[{at}0, row] = m_f", f"mout[{at}1, row] = m_e", f"mout[{at}2, row] = m_g",
+        f"mfin[{at}row] = m_ok",
     ])
 
 

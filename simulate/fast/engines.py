@@ -150,29 +150,50 @@ class SeparableEngine(_Engine):
 
     #: ``advance(..., measure=True)`` measures each row in the same pass (see :meth:`advance`)
     fused_measure = True
+    #: ``advance(..., measure_at=steps)`` measures every row at several steps of one call
+    measures_at = True
     _measured: tuple[Any, dict[str, np.ndarray]] | None = None
+    _measured_at: dict[int, dict[str, np.ndarray]] = {}  # noqa: RUF012  (replaced per call)
 
-    def advance(self, state: tuple[Any, ...], t0: int, t1: int, *,
-                measure: bool = False) -> tuple[Any, ...]:
+    def advance(self, state: tuple[Any, ...], t0: int, t1: int, *, measure: bool = False,
+                measure_at: Any = None) -> tuple[Any, ...]:
         """Steps t0 … t1 − 1 on every row, in place; returns the state.
 
         With ``measure``, each row is measured right after its last step, while still in
         cache; the next :meth:`measure` of the returned state returns those values (the same
-        bits as a separate pass) instead of reading the state again.
+        bits as a separate pass) instead of reading the state again. ``measure_at`` (steps in
+        (t0, t1]) measures every row after each of those steps as well, in the same pass;
+        :meth:`measured_at` returns them — so one call can run through several record and
+        divergence-check steps, the rows' numbers unchanged.
         """
         self._measured = None
+        self._measured_at = {}
         if t1 <= t0:
             return state
+        at = {int(t) for t in (() if measure_at is None else measure_at)}
+        if measure:
+            at.add(int(t1))
+        steps = sorted(at)
+        if steps and not (t0 < steps[0] and steps[-1] <= t1):
+            raise ValueError(f"measure_at={steps}: allowed steps in ({t0}, {t1}]")
         flat, state = self._flat(state)
         rows = flat[0].shape[0]
-        mout = np.empty((3, rows) if measure else (3, 0))
-        mfin = np.empty(rows if measure else 0, dtype=np.bool_)
+        mout = np.empty((len(steps), 3, rows))
+        mfin = np.empty((len(steps), rows), dtype=np.bool_)
+        after = np.asarray([t - t0 for t in steps], dtype=np.int64)
         run_rows(self.kernel, (*flat, *self.hypers, self.alphas(t0, t1), self.lam, self.w_star,
                                self.nsc, self.coef, self.scale, self.rng, t0, self.replicates,
-                               self.mask, mout, mfin, measure), rows)
+                               self.mask, mout, mfin, after), rows)
+        self._measured_at = {t: self._measures(state[0], mout[i], mfin[i])
+                             for i, t in enumerate(steps)}
         if measure:
-            self._measured = (state[0], self._measures(state[0], mout, mfin))
+            self._measured = (state[0], self._measured_at[int(t1)])
         return state
+
+    def measured_at(self, t: int) -> dict[str, np.ndarray] | None:
+        """The rows measured at step ``t`` by the last :meth:`advance` (``measure_at``), as
+        :meth:`measure` returns them; None if that call did not measure at ``t``."""
+        return self._measured_at.get(int(t))
 
     def measure(self, state: tuple[Any, ...]) -> dict[str, np.ndarray]:
         """Per (configuration, replicate): f − f*, dist2, ‖∇f(w)‖² (dtype of the state) and,
