@@ -301,6 +301,8 @@ def run(
             return
         w = state[0]
         rows = fast_rows(t)
+        if rows is not None and "w_sample" in rows:  # the call ran past t: its snapshot
+            w = rows["w_sample"]
         if rows is not None:  # the engine's fused per-row pass (same quantities, same dtype)
             vals = [rows["f_gap"], rows["dist2"], rows["grad_norm2"]]
         else:
@@ -380,20 +382,21 @@ def run(
                 grad_min = xp.minimum(grad_min, (gw * gw).sum(axis=-1))
 
     fused_measure = {"measure": True} if getattr(fast, "fused_measure", False) else {}
-    # engines that measure at several steps in one call run through up to MEASURES_PER_CALL
-    # boundaries at once (fewer calls: fewer thread start/stop points); when a record needs
-    # more of the state than the measured rows (the wide re-evaluation, the iterate) the
-    # calls stop at every boundary as before
-    multi = (getattr(fast, "measures_at", False) and resolution.host is None
-             and iterate is None)
     boundaries = np.union1d(rec[rec > 0], np.arange(check_every, steps + 1, check_every))
     measure(0)
+    # engines that measure at several steps in one call run through up to MEASURES_PER_CALL
+    # boundaries at once (fewer calls: fewer thread start/stop points), with a copy of the
+    # replicates the wide re-evaluation samples; when a record needs more of the state (all
+    # replicates re-evaluated, the iterate) the calls stop at every boundary as before
+    multi = (getattr(fast, "measures_at", False) and iterate is None
+             and (resolution.host is None or resolution.sample is not None))
+    sample = 0 if resolution.host is None else int(resolution.sample)
     t_done = 0
     i = 0
     while i < boundaries.size:
         if fast is not None and multi:
             group = [int(t) for t in boundaries[i:i + MEASURES_PER_CALL]]
-            state = fast.advance(state, t_done, group[-1], measure_at=group)
+            state = fast.advance(state, t_done, group[-1], measure_at=group, sample=sample)
             call["engine"], call["pos"] = fast, np.arange(alive.size)
             row_cache.clear()
         elif fast is not None:

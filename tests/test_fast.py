@@ -265,10 +265,12 @@ def test_measures_at_several_steps_equal_calls_stopping_at_each(dtype):
         one.advance(s1, 17, 20, measure_at=[17])
 
 
-def test_runner_tables_do_not_depend_on_measures_per_call(monkeypatch):
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_runner_tables_do_not_depend_on_measures_per_call(monkeypatch, dtype):
     """The runner's calls through up to MEASURES_PER_CALL boundaries give the same table,
     byte for byte, as calls stopping at every boundary — also when a configuration diverges
-    (and is dropped) in the middle of a call."""
+    (and is dropped) in the middle of a call, and in float32, where each record re-evaluates
+    a sample of replicates in float64 (from the call's snapshot of them at that step)."""
     import simulate.runner as runner
 
     prob = QuadraticProblem(40, L=1.0, mu=0.01)
@@ -277,8 +279,8 @@ def test_runner_tables_do_not_depend_on_measures_per_call(monkeypatch):
 
     def go():
         return runner.run(prob, get_method("heavy_ball"), configs, steps=300,
-                          w0=np.ones(40), oracle=IsotropicGaussianNoise(0.1), replicates=6,
-                          seed=2, record_points=25, engine="fast")
+                          w0=np.ones(40), oracle=IsotropicGaussianNoise(0.1), replicates=20,
+                          seed=2, record_points=25, engine="fast", dtype=dtype)
 
     batched = go()
     monkeypatch.setattr(runner, "MEASURES_PER_CALL", 1)

@@ -307,7 +307,8 @@ def separable_kernel(method: Method, grad_kind: str, per_coord: tuple[bool, ...]
     """The compiled multi-step loop for a separable problem.
 
     Signature: ``kernel(S0.., H0.., alphas, lam, w_star, nsc, coef, scale, rng, t0, R, mask,
-    mout, mfin, measure_after, row0, row1)`` — state arrays (rows, d) updated in place;
+    mout, mfin, measure_after, snap, snap_r, row0, row1)`` — state arrays (rows, d) updated in
+    place;
     hyperparameters (C, 1) or (C, d); ``alphas`` (steps, C) the step sizes α_t, t = t0 …;
     ``lam``, ``w_star``, ``nsc`` (d,) the problem's data and the noise shape (1 for isotropic
     noise, √λ for curvature-aligned); ``coef`` (C,) the noise coefficient; ``rng``
@@ -321,7 +322,10 @@ def separable_kernel(method: Method, grad_kind: str, per_coord: tuple[bool, ...]
     each row is measured while it is still in cache, exactly as :func:`measure_kernel` does
     (same arithmetic, same order): ``mout[i]`` (3, rows) float64 gets f − f*, ‖w − w*‖² (on
     range(A), weights ``mask``) and ‖∇f‖², ``mfin[i]`` (rows,) finiteness. One call can thus
-    cover several record and divergence-check steps.
+    cover several record and divergence-check steps. With ``snap_r`` > 0, the first ``snap_r``
+    replicates of each configuration c also copy their first state array (the iterate) into
+    ``snap[i, c·snap_r + r]`` at those steps — the sample the runner re-evaluates in a wider
+    type.
     """
     def make() -> Callable[..., Any]:
         S, H = _names(method)
@@ -335,7 +339,7 @@ def separable_kernel(method: Method, grad_kind: str, per_coord: tuple[bool, ...]
 
         body = (
             f"def kernel({', '.join(S + H)}, alphas, lam, w_star, nsc, coef, scale, rng, t0, R,"
-            " mask, mout, mfin, measure_after, row0, row1):\n"
+            " mask, mout, mfin, measure_after, snap, snap_r, row0, row1):\n"
             "    d = S0.shape[1]\n"
             "    nsteps = alphas.shape[0]\n"
             + _normal_buffers(dtype, "    ")
@@ -353,7 +357,10 @@ def separable_kernel(method: Method, grad_kind: str, per_coord: tuple[bool, ...]
             + step(f"{grad} + co * (nsc[j] * zb[j])", "                ")
             + "            if m_i < measure_after.shape[0] and measure_after[m_i] == k + 1:\n"
             + _measure_row(grad_kind, "S0", "                ", at="m_i, ")
-            + "                m_i += 1\n"
+            + "                if row - c * R < snap_r:\n"
+            "                    for j in range(d):\n"
+            "                        snap[m_i, c * snap_r + row - c * R, j] = S0[row, j]\n"
+            "                m_i += 1\n"
         )
         return _build("separable", body, {"query": method.query, "update": method.update})
 

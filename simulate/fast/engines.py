@@ -156,7 +156,7 @@ class SeparableEngine(_Engine):
     _measured_at: dict[int, dict[str, np.ndarray]] = {}  # noqa: RUF012  (replaced per call)
 
     def advance(self, state: tuple[Any, ...], t0: int, t1: int, *, measure: bool = False,
-                measure_at: Any = None) -> tuple[Any, ...]:
+                measure_at: Any = None, sample: int = 0) -> tuple[Any, ...]:
         """Steps t0 … t1 − 1 on every row, in place; returns the state.
 
         With ``measure``, each row is measured right after its last step, while still in
@@ -164,7 +164,8 @@ class SeparableEngine(_Engine):
         bits as a separate pass) instead of reading the state again. ``measure_at`` (steps in
         (t0, t1]) measures every row after each of those steps as well, in the same pass;
         :meth:`measured_at` returns them — so one call can run through several record and
-        divergence-check steps, the rows' numbers unchanged.
+        divergence-check steps, the rows' numbers unchanged. With ``sample`` > 0 they include
+        ``w_sample`` (C, min(sample, R), d): the first replicates' iterates at that step.
         """
         self._measured = None
         self._measured_at = {}
@@ -181,11 +182,17 @@ class SeparableEngine(_Engine):
         mout = np.empty((len(steps), 3, rows))
         mfin = np.empty((len(steps), rows), dtype=np.bool_)
         after = np.asarray([t - t0 for t in steps], dtype=np.int64)
+        C, R, d = state[0].shape
+        snap_r = min(int(sample), R) if steps else 0
+        snap = np.empty((len(steps), C * snap_r, d), dtype=self.dtype)
         run_rows(self.kernel, (*flat, *self.hypers, self.alphas(t0, t1), self.lam, self.w_star,
                                self.nsc, self.coef, self.scale, self.rng, t0, self.replicates,
-                               self.mask, mout, mfin, after), rows)
+                               self.mask, mout, mfin, after, snap, snap_r), rows)
         self._measured_at = {t: self._measures(state[0], mout[i], mfin[i])
                              for i, t in enumerate(steps)}
+        if snap_r:
+            for i, t in enumerate(steps):
+                self._measured_at[t]["w_sample"] = snap[i].reshape(C, snap_r, d)
         if measure:
             self._measured = (state[0], self._measured_at[int(t1)])
         return state
