@@ -157,12 +157,14 @@ def lab_finite_sum(spec: SumSpec, dtype: str = "float64") -> Callable[[], np.nda
 
 
 def lab_engine(spec: Any, dtype: str = "float64") -> Callable[[], np.ndarray] | None:
-    """The fast path's engine alone (no runner): ``advance`` between records and the mean
-    f − f* from ``engine.measure`` (from a BLAS product for W3) — what the compiled path
-    costs without the runner's per-record bookkeeping."""
+    """The fast path's engine alone (no runner): ``advance`` between records — through up to
+    ``MEASURES_PER_CALL`` records per call where the engine measures in the stepping pass,
+    as the runner does — and the mean f − f* from the engine's measures (from a BLAS product
+    for W3): what the compiled path costs without the runner's per-record bookkeeping."""
     from .fast import fast_path
     from .methods import get_method
     from .noise import IsotropicGaussianNoise, MinibatchSampling
+    from .runner import MEASURES_PER_CALL
     from .schedules import Schedule
 
     finite_sum = isinstance(spec, SumSpec)
@@ -180,11 +182,20 @@ def lab_engine(spec: Any, dtype: str = "float64") -> Callable[[], np.ndarray] | 
                         replicates=spec.R)
         state = method.init(w0.astype(dtype))
         out = np.empty(rec.size)
+        if getattr(eng, "measures_at", False):
+            # as the runner calls it: through up to MEASURES_PER_CALL records per call
+            out[0] = eng.measure(state)["f_gap"].mean()
+            k = 1
+            while k < rec.size:
+                group = rec[k:k + MEASURES_PER_CALL]
+                state = eng.advance(state, int(rec[k - 1]), int(group[-1]), measure_at=group)
+                for i, t in enumerate(group):
+                    out[k + i] = eng.measured_at(int(t))["f_gap"].mean()
+                k += group.size
+            return out
         for k, t in enumerate(rec):
             if k:
-                state = (eng.advance(state, int(rec[k - 1]), int(t), measure=True)
-                         if getattr(eng, "fused_measure", False) and not finite_sum
-                         else eng.advance(state, int(rec[k - 1]), int(t)))
+                state = eng.advance(state, int(rec[k - 1]), int(t))
             if finite_sum:
                 r = (state[0][0] - prob.w_star) @ prob.A.T.astype(dtype)
                 out[k] = 0.5 * np.mean(np.sum(r * r, axis=1)) / spec.n

@@ -2,9 +2,11 @@
 
 The runner (:func:`simulate.runner.run`) asks :func:`fast_path` for an engine; ``None`` means
 "not supported here" and the NumPy reference runs. An engine advances the method's state
-arrays (C, R, d) from step t0 to t1 in one compiled call; the runner still measures every
-recorded quantity from the state with the reference code, so the tables are the same whichever
-path ran.
+arrays (C, R, d) from step t0 to t1 in one compiled call. The separable engine also measures
+every row (f − f*, ‖w − w*‖², ‖∇f‖², finiteness) in the stepping pass at the record and
+divergence-check steps it is given, so the runner can run through up to
+``simulate.runner.MEASURES_PER_CALL`` of them in one call; the other engines are stopped at
+each such step and measured from the state.
 
 Supported (CPU, NumPy arrays, float64 or float32):
 
@@ -33,8 +35,9 @@ QuadraticProblem, rotated     exact, isotropic                     BLAS A·(q �
 DenseQuadraticProblem         exact, isotropic                     BLAS g·Pᵀ; fused update
 ============================  ===================================  =========================
 
-Random streams: each (configuration, replicate) row has its own xoshiro256** generator seeded
-from ``SeedSequence(seed, spawn_key=(hash(config_key), replicate))`` (see
+Random streams: each (configuration, replicate) row has its own xoshiro256** generators (a
+scalar stream and eight vector lanes that draw rows of normals eight at a time) seeded from
+``SeedSequence(seed, spawn_key=(hash(config_key), replicate))`` (see
 :mod:`simulate.fast._random`), so the numbers do not depend on thread count, on the split into
 calls, or on the other configurations of the batch. They are not the reference path's numbers
 (which come from one PCG64 per configuration): with noise the two paths agree in law, not
