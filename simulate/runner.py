@@ -390,7 +390,9 @@ def run(
     # replicates re-evaluated, the iterate) the calls stop at every boundary as before
     multi = (getattr(fast, "measures_at", False) and iterate is None
              and (resolution.host is None or resolution.sample is not None))
-    sample = 0 if resolution.host is None else int(resolution.sample)
+    # replicates whose iterates a call keeps for the wide re-evaluation (resolution.sample
+    # is None when all are re-evaluated: then multi is off)
+    sample = int(resolution.sample) if multi and resolution.host is not None else 0
     t_done = 0
     i = 0
     while i < boundaries.size:

@@ -184,3 +184,24 @@ def test_bad_run_arguments(quad, w0):
         run(quad, get_method("sgd"), [{"alpha": 0.1}], steps=5, w0=w0, dtype="float16")
     with pytest.raises(ValueError, match="configs"):
         run(quad, get_method("sgd"), [], steps=5, w0=w0)
+
+
+def test_per_replicate_data_with_more_replicates_than_the_resolution_sample():
+    """A problem whose data differ per replicate cannot be re-evaluated on a replicate subset,
+    so every replicate is re-evaluated in the wider type; with more replicates than that
+    sample (16) this path once crashed the full-size report (pl-nonconvex). It must run and
+    record the same means on the reference and the fast path."""
+    from simulate.experiments.pl_nonconvex import _DistanceToProjection
+    from simulate.problems import OverparamLeastSquares
+
+    base = OverparamLeastSquares(n=8, dim=20, L=1.0, mu=0.1, seed=0)
+    w0 = np.random.default_rng(0).standard_normal((20, 20))
+    problem = _DistanceToProjection(base, base.projection_of(w0))
+    results = [run(problem, get_method("gd"), [{"alpha": 0.5}], steps=40, w0=w0,
+                   replicates=20, record_points=8, engine=engine)
+               for engine in ("auto", "reference")]
+    for res in results:
+        f = res.curves[res.curves["quantity"] == "f_gap"]["value"].to_numpy()
+        assert np.all(np.isfinite(f)) and f[-1] < f[0]
+    np.testing.assert_array_equal(results[0].curves["value"].to_numpy(),
+                                  results[1].curves["value"].to_numpy())
