@@ -231,13 +231,14 @@ def test_fused_measure_gives_the_bits_of_a_separate_pass(dtype):
         np.testing.assert_array_equal(sub.measure(w1)["f_gap"], fused.measure(s1)["f_gap"][1:])
 
 
+@pytest.mark.parametrize("rotated", [False, True])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_measures_at_several_steps_equal_calls_stopping_at_each(dtype):
+def test_measures_at_several_steps_equal_calls_stopping_at_each(dtype, rotated):
     """advance(t0, t1, measure_at=steps) must give, at every listed step, the bits that calls
     stopping at that step give (and the same final state): one call through several record
     and check steps changes no number."""
     rng = np.random.default_rng(4)
-    prob = QuadraticProblem(24, L=2.0, mu=0.05, w_star=rng.standard_normal(24))
+    prob = QuadraticProblem(24, L=2.0, mu=0.05, w_star=rng.standard_normal(24), rotated=rotated)
     m = get_method("nesterov")
     hypers = [np.full((2, 1, 1), 0.7, dtype=dtype)]
 
@@ -250,11 +251,12 @@ def test_measures_at_several_steps_equal_calls_stopping_at_each(dtype):
     s1 = m.init(rng.standard_normal((2, 5, 24)).astype(dtype))
     s2 = tuple(x.copy() for x in s1)
     steps = [3, 4, 9, 17]
-    s1 = one.advance(s1, 0, 17, measure_at=steps)
+    s1 = one.advance(s1, 0, 17, measure_at=steps, sample=3)
     t = 0
     for t_next in steps:
-        s2 = many.advance(s2, t, t_next, measure=True)
+        s2 = many.advance(s2, t, t_next)
         got, want = one.measured_at(t_next), many.measure(s2)
+        np.testing.assert_array_equal(got["w_sample"], s2[0][:, :3])
         for k in ("f_gap", "dist2", "grad_norm2", "finite"):
             np.testing.assert_array_equal(got[k], want[k], err_msg=f"step {t_next} {k}")
         t = t_next
@@ -266,14 +268,15 @@ def test_measures_at_several_steps_equal_calls_stopping_at_each(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_runner_tables_do_not_depend_on_measures_per_call(monkeypatch, dtype):
+@pytest.mark.parametrize("rotated", [False, True])
+def test_runner_tables_do_not_depend_on_measures_per_call(monkeypatch, dtype, rotated):
     """The runner's calls through up to MEASURES_PER_CALL boundaries give the same table,
     byte for byte, as calls stopping at every boundary — also when a configuration diverges
     (and is dropped) in the middle of a call, and in float32, where each record re-evaluates
     a sample of replicates in float64 (from the call's snapshot of them at that step)."""
     import simulate.runner as runner
 
-    prob = QuadraticProblem(40, L=1.0, mu=0.01)
+    prob = QuadraticProblem(40, L=1.0, mu=0.01, rotated=rotated)
     configs = [{"alpha": 0.5, "beta": 0.9}, {"alpha": 5.0, "beta": 0.9},
                {"alpha": 1.0, "beta": 0.5}]
 

@@ -254,16 +254,34 @@ class DenseQuadraticEngine(_Engine):
             out += [(c * R + b, c * R + min(b + DENSE_BLOCK, R)) for b in range(0, R, DENSE_BLOCK)]
         return out
 
-    def advance(self, state: tuple[Any, ...], t0: int, t1: int) -> tuple[Any, ...]:
+    #: ``advance(..., measure_at=steps)`` measures every row at several steps of one call
+    measures_at = True
+    _measured_at: dict[int, dict[str, np.ndarray]] = {}  # noqa: RUF012  (replaced per call)
+
+    def advance(self, state: tuple[Any, ...], t0: int, t1: int, *, measure_at: Any = None,
+                sample: int = 0) -> tuple[Any, ...]:
         """Steps t0 … t1 − 1 on every row, in place; returns the state.
 
         Rows are independent, so each thread takes a contiguous run of row blocks through all
         the steps: per step one BLAS product per block (BLAS single-threaded meanwhile) and one
-        fused pass over its rows — no synchronisation between steps.
+        fused pass over its rows — no synchronisation between steps. ``measure_at`` (steps in
+        (t0, t1]): after each, the thread measures its blocks as :meth:`measure` does (the
+        same products, so the same bits), for :meth:`measured_at`; with ``sample`` > 0 it also
+        keeps the first replicates' iterates (``w_sample``), as the separable engine does.
         """
+        self._measured_at = {}
         if t1 <= t0:
             return state
+        steps = sorted({int(t) for t in (() if measure_at is None else measure_at)})
+        if steps and not (t0 < steps[0] and steps[-1] <= t1):
+            raise ValueError(f"measure_at={steps}: allowed steps in ({t0}, {t1}]")
         flat, state = self._flat(state)
+        C, R, d = state[0].shape
+        slot = {t - t0: i for i, t in enumerate(steps)}  # local step k + 1 → measure index
+        mout = np.empty((len(steps), 3, C * R), dtype=self.dtype)
+        mfin = np.empty((len(steps), C * R), dtype=np.bool_)
+        snap_r = min(int(sample), R) if steps else 0
+        snap = np.empty((len(steps), C * snap_r, d), dtype=self.dtype)
         hyp3 = [h[:, None, :] for h in self.hypers]
         e = self.method.query(*state, *hyp3) - self.w_star
         e = np.ascontiguousarray(e.reshape(flat[0].shape))
@@ -271,19 +289,53 @@ class DenseQuadraticEngine(_Engine):
         alphas = self.alphas(t0, t1)
         A, kernel, fixed = self.A, self.kernel, (self.w_star, self.coef)
         blocks = self._blocks(self.n_configs)
+        w_rows = flat[0]
 
         def chunk(b0: int, b1: int) -> None:
             mine = blocks[b0:b1]
             r0, r1 = mine[0][0], mine[-1][1]
             for k, t in enumerate(range(t0, t1)):
-                for q0, q1 in mine:
-                    np.matmul(e[q0:q1], A, out=g[q0:q1])
+                # a configuration that diverged earlier in this call runs on (non-finite)
+                # until the runner drops it at the step where it diverged: no warnings
+                with np.errstate(all="ignore"):
+                    for q0, q1 in mine:
+                        np.matmul(e[q0:q1], A, out=g[q0:q1])
                 kernel(*flat, *self.hypers, g, e, *fixed, alphas[k], self.rng, t,
                        self.replicates, r0, r1)
+                i = slot.get(k + 1)
+                if i is not None:
+                    self._measure_blocks(w_rows, mine, mout[i], mfin[i])
+                    for q0, q1 in mine:
+                        c = q0 // R
+                        for row in range(q0, min(q1, c * R + snap_r)):
+                            snap[i, c * snap_r + row - c * R] = w_rows[row]
 
         with single_threaded_blas() as single:
             run_chunks(chunk, len(blocks), None if single else 1)
+        for i, t in enumerate(steps):
+            vals = mout[i].reshape(3, C, R)
+            self._measured_at[t] = {"f_gap": vals[0], "dist2": vals[1], "grad_norm2": vals[2],
+                                    "finite": mfin[i].reshape(C, R).all(axis=1)}
+            if snap_r:
+                self._measured_at[t]["w_sample"] = snap[i].reshape(C, snap_r, d)
         return state
+
+    def measured_at(self, t: int) -> dict[str, np.ndarray] | None:
+        """The rows measured at step ``t`` by the last :meth:`advance` (``measure_at``), as
+        :meth:`measure` returns them; None if that call did not measure at ``t``."""
+        return self._measured_at.get(int(t))
+
+    def _measure_blocks(self, flat: np.ndarray, blocks: list[tuple[int, int]],
+                        out: np.ndarray, finite: np.ndarray) -> None:
+        """f − f*, dist2, ‖∇f‖² (into ``out[:, rows]``) and finiteness of the rows' blocks."""
+        for q0, q1 in blocks:
+            with np.errstate(all="ignore"):  # per thread: non-finite rows give NaN
+                x = (flat[q0:q1] - self.w_star) @ self.Q
+                lx = self.lam * x
+                out[0, q0:q1] = 0.5 * (lx * x).sum(axis=-1)
+                out[1, q0:q1] = (self.mask * x * x).sum(axis=-1)
+                out[2, q0:q1] = (lx * lx).sum(axis=-1)
+            finite[q0:q1] = np.isfinite(flat[q0:q1]).all(axis=1)
 
     def measure(self, state: tuple[Any, ...]) -> dict[str, np.ndarray]:
         """As :meth:`SeparableEngine.measure`, in the eigenbasis x = Qᵀ(w − w*): f − f* =
@@ -293,16 +345,11 @@ class DenseQuadraticEngine(_Engine):
         C, R, d = w.shape
         flat = w.reshape(-1, d)
         out = np.empty((3, C * R), dtype=w.dtype)
+        finite = np.empty(C * R, dtype=np.bool_)
         blocks = self._blocks(C)
 
         def chunk(b0: int, b1: int) -> None:
-            for q0, q1 in blocks[b0:b1]:
-                with np.errstate(all="ignore"):  # per thread: non-finite rows give NaN
-                    x = (flat[q0:q1] - self.w_star) @ self.Q
-                    lx = self.lam * x
-                    out[0, q0:q1] = 0.5 * (lx * x).sum(axis=-1)
-                    out[1, q0:q1] = (self.mask * x * x).sum(axis=-1)
-                    out[2, q0:q1] = (lx * lx).sum(axis=-1)
+            self._measure_blocks(flat, blocks[b0:b1], out, finite)
 
         with single_threaded_blas() as single:
             run_chunks(chunk, len(blocks), None if single else 1)
@@ -435,6 +482,7 @@ class RotatedPrecondMatrixEngine(PrecondMatrixEngine):
         self.mask = np.ascontiguousarray(mask, dtype=self.dtype)
 
     measure = DenseQuadraticEngine.measure
+    _measure_blocks = DenseQuadraticEngine._measure_blocks
 
 
 class DiagonalPrecondMatrixEngine(PrecondMatrixEngine):
