@@ -139,26 +139,38 @@ def uniform64(s0, s1, s2, s3):  # noqa: ANN001, ANN201
 
 
 @numba.njit
+def _normal_tail(negative, r, inv_r, s0, s1, s2, s3):  # noqa: ANN001, ANN201
+    """Marsaglia's (1964) tail beyond ``r``: x = −log(U1)/r, accept if −2 log U2 > x²; the
+    value ±(r + x) and the new state."""
+    while True:
+        u1, s0, s1, s2, s3 = uniform64(s0, s1, s2, s3)
+        u2, s0, s1, s2, s3 = uniform64(s0, s1, s2, s3)
+        xx = -math.log1p(-u1) * inv_r
+        yy = -math.log1p(-u2)
+        if yy + yy > xx * xx:
+            v = r + xx
+            return (-v if negative else v), s0, s1, s2, s3
+
+
+@numba.njit
+def _wedge_accepts(f, idx, x, s0, s1, s2, s3):  # noqa: ANN001, ANN201
+    """The wedge test of layer ``idx``: y uniform on [f(x_i), f(x_{i+1})], accept x if
+    y < exp(−x²/2); (accepted, new state)."""
+    u, s0, s1, s2, s3 = uniform64(s0, s1, s2, s3)
+    return f[idx] + u * (f[idx + 1] - f[idx]) < math.exp(-0.5 * x * x), s0, s1, s2, s3
+
+
+@numba.njit
 def _normal_slow(idx, x, s0, s1, s2, s3):  # noqa: ANN001, ANN201
     """The rejected ~1.5 % of layer draws: tail (layer 0) or wedge test, else a new draw.
 
     ``x`` is the rejected candidate (its sign is the draw's sign).
     """
     while True:
-        negative = x < 0.0
         if idx == 0:
-            # Marsaglia (1964) tail beyond R: x = −log(U1)/R, accept if −2 log U2 > x²
-            while True:
-                u1, s0, s1, s2, s3 = uniform64(s0, s1, s2, s3)
-                u2, s0, s1, s2, s3 = uniform64(s0, s1, s2, s3)
-                xx = -math.log1p(-u1) * _INV_R
-                yy = -math.log1p(-u2)
-                if yy + yy > xx * xx:
-                    v = ZIG_R + xx
-                    return (-v if negative else v), s0, s1, s2, s3
-        # wedge: y uniform on [f(x_i), f(x_{i+1})], accept if y < f(x)
-        u, s0, s1, s2, s3 = uniform64(s0, s1, s2, s3)
-        if _F[idx] + u * (_F[idx + 1] - _F[idx]) < math.exp(-0.5 * x * x):
+            return _normal_tail(x < 0.0, ZIG_R, _INV_R, s0, s1, s2, s3)
+        accept, s0, s1, s2, s3 = _wedge_accepts(_F, idx, x, s0, s1, s2, s3)
+        if accept:
             return x, s0, s1, s2, s3
         # a full new draw
         r, s0, s1, s2, s3 = next_u64(s0, s1, s2, s3)
@@ -247,17 +259,9 @@ def _lane_normal_slow(idx, x, s0, s1, s2, s3):  # noqa: ANN001, ANN201
     test, else a whole new ziggurat draw (repeated until one is accepted)."""
     while True:
         if idx == 0:
-            negative = x < 0.0
-            while True:
-                u1, s0, s1, s2, s3 = uniform64(s0, s1, s2, s3)
-                u2, s0, s1, s2, s3 = uniform64(s0, s1, s2, s3)
-                xx = -math.log1p(-u1) * _LANE_INV_R
-                yy = -math.log1p(-u2)
-                if yy + yy > xx * xx:
-                    v = LANE_R + xx
-                    return (-v if negative else v), s0, s1, s2, s3
-        u, s0, s1, s2, s3 = uniform64(s0, s1, s2, s3)
-        if _LF[idx] + u * (_LF[idx + 1] - _LF[idx]) < math.exp(-0.5 * x * x):
+            return _normal_tail(x < 0.0, LANE_R, _LANE_INV_R, s0, s1, s2, s3)
+        accept, s0, s1, s2, s3 = _wedge_accepts(_LF, idx, x, s0, s1, s2, s3)
+        if accept:
             return x, s0, s1, s2, s3
         r, s0, s1, s2, s3 = next_u64(s0, s1, s2, s3)
         idx = np.int64(r & _LANE_MASK)
