@@ -355,7 +355,7 @@ class DenseQuadraticEngine(_Engine):
             run_chunks(chunk, len(blocks), None if single else 1)
         vals = out.reshape(3, C, R)
         return {"f_gap": vals[0], "dist2": vals[1], "grad_norm2": vals[2],
-                "finite": np.isfinite(w).all(axis=(1, 2))}
+                "finite": finite.reshape(C, R).all(axis=1)}
 
 
 class PrecondMatrixEngine(_Engine):
