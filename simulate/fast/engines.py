@@ -129,7 +129,39 @@ class _Engine:
         return [s.reshape(-1, s.shape[-1]) for s in state], state
 
 
-class SeparableEngine(_Engine):
+class _MeasuresAt:
+    """For engines whose ``advance`` measures every row at several steps of one call
+    (``measure_at``): the steps' checks, the results' store, :meth:`measured_at`."""
+
+    #: ``advance(..., measure_at=steps)`` measures every row at several steps of one call
+    measures_at = True
+    _measured_at: dict[int, dict[str, np.ndarray]] = {}  # noqa: RUF012  (replaced per call)
+
+    @staticmethod
+    def _measure_steps(t0: int, t1: int, measure_at: Any, also: tuple[int, ...] = ()) -> list[int]:
+        """The sorted steps to measure at; each must lie in (t0, t1]."""
+        steps = sorted({int(t) for t in (() if measure_at is None else measure_at)}
+                       | {int(t) for t in also})
+        if steps and not (t0 < steps[0] and steps[-1] <= t1):
+            raise ValueError(f"measure_at={steps}: allowed steps in ({t0}, {t1}]")
+        return steps
+
+    def _store_measured(self, steps: list[int], rows: list[dict[str, np.ndarray]],
+                        snap: np.ndarray, C: int, d: int) -> None:
+        """Keep each step's measured rows, with its ``w_sample`` (C, snap_r, d) if any."""
+        snap_r = snap.shape[1] // C if C else 0
+        self._measured_at = dict(zip(steps, rows, strict=True))
+        if snap_r:
+            for i, t in enumerate(steps):
+                self._measured_at[t]["w_sample"] = snap[i].reshape(C, snap_r, d)
+
+    def measured_at(self, t: int) -> dict[str, np.ndarray] | None:
+        """The rows measured at step ``t`` by the last :meth:`advance` (``measure_at``), as
+        :meth:`measure` returns them; None if that call did not measure at ``t``."""
+        return self._measured_at.get(int(t))
+
+
+class SeparableEngine(_MeasuresAt, _Engine):
     """Problems with ∂f/∂w_i a function of w_i alone; noise drawn inside the loop."""
 
     _per_config = ("coef",)
@@ -150,10 +182,7 @@ class SeparableEngine(_Engine):
 
     #: ``advance(..., measure=True)`` measures each row in the same pass (see :meth:`advance`)
     fused_measure = True
-    #: ``advance(..., measure_at=steps)`` measures every row at several steps of one call
-    measures_at = True
     _measured: tuple[Any, dict[str, np.ndarray]] | None = None
-    _measured_at: dict[int, dict[str, np.ndarray]] = {}  # noqa: RUF012  (replaced per call)
 
     def advance(self, state: tuple[Any, ...], t0: int, t1: int, *, measure: bool = False,
                 measure_at: Any = None, sample: int = 0) -> tuple[Any, ...]:
@@ -171,12 +200,7 @@ class SeparableEngine(_Engine):
         self._measured_at = {}
         if t1 <= t0:
             return state
-        at = {int(t) for t in (() if measure_at is None else measure_at)}
-        if measure:
-            at.add(int(t1))
-        steps = sorted(at)
-        if steps and not (t0 < steps[0] and steps[-1] <= t1):
-            raise ValueError(f"measure_at={steps}: allowed steps in ({t0}, {t1}]")
+        steps = self._measure_steps(t0, t1, measure_at, (t1,) if measure else ())
         flat, state = self._flat(state)
         rows = flat[0].shape[0]
         mout = np.empty((len(steps), 3, rows))
@@ -188,19 +212,11 @@ class SeparableEngine(_Engine):
         run_rows(self.kernel, (*flat, *self.hypers, self.alphas(t0, t1), self.lam, self.w_star,
                                self.nsc, self.coef, self.scale, self.rng, t0, self.replicates,
                                self.mask, mout, mfin, after, snap, snap_r), rows)
-        self._measured_at = {t: self._measures(state[0], mout[i], mfin[i])
-                             for i, t in enumerate(steps)}
-        if snap_r:
-            for i, t in enumerate(steps):
-                self._measured_at[t]["w_sample"] = snap[i].reshape(C, snap_r, d)
+        self._store_measured(steps, [self._measures(state[0], mout[i], mfin[i])
+                                     for i in range(len(steps))], snap, C, d)
         if measure:
             self._measured = (state[0], self._measured_at[int(t1)])
         return state
-
-    def measured_at(self, t: int) -> dict[str, np.ndarray] | None:
-        """The rows measured at step ``t`` by the last :meth:`advance` (``measure_at``), as
-        :meth:`measure` returns them; None if that call did not measure at ``t``."""
-        return self._measured_at.get(int(t))
 
     def measure(self, state: tuple[Any, ...]) -> dict[str, np.ndarray]:
         """Per (configuration, replicate): f − f*, dist2, ‖∇f(w)‖² (dtype of the state) and,
@@ -224,7 +240,7 @@ class SeparableEngine(_Engine):
                 "finite": finite.reshape(C, R).all(axis=1)}
 
 
-class DenseQuadraticEngine(_Engine):
+class DenseQuadraticEngine(_MeasuresAt, _Engine):
     """Rotated quadratic: per step G = (q − w*)·A by BLAS, then one fused pass (noise, update,
     next query point)."""
 
@@ -254,10 +270,6 @@ class DenseQuadraticEngine(_Engine):
             out += [(c * R + b, c * R + min(b + DENSE_BLOCK, R)) for b in range(0, R, DENSE_BLOCK)]
         return out
 
-    #: ``advance(..., measure_at=steps)`` measures every row at several steps of one call
-    measures_at = True
-    _measured_at: dict[int, dict[str, np.ndarray]] = {}  # noqa: RUF012  (replaced per call)
-
     def advance(self, state: tuple[Any, ...], t0: int, t1: int, *, measure_at: Any = None,
                 sample: int = 0) -> tuple[Any, ...]:
         """Steps t0 … t1 − 1 on every row, in place; returns the state.
@@ -272,9 +284,7 @@ class DenseQuadraticEngine(_Engine):
         self._measured_at = {}
         if t1 <= t0:
             return state
-        steps = sorted({int(t) for t in (() if measure_at is None else measure_at)})
-        if steps and not (t0 < steps[0] and steps[-1] <= t1):
-            raise ValueError(f"measure_at={steps}: allowed steps in ({t0}, {t1}]")
+        steps = self._measure_steps(t0, t1, measure_at)
         flat, state = self._flat(state)
         C, R, d = state[0].shape
         slot = {t - t0: i for i, t in enumerate(steps)}  # local step k + 1 → measure index
@@ -312,18 +322,13 @@ class DenseQuadraticEngine(_Engine):
 
         with single_threaded_blas() as single:
             run_chunks(chunk, len(blocks), None if single else 1)
-        for i, t in enumerate(steps):
+        measured = []
+        for i in range(len(steps)):
             vals = mout[i].reshape(3, C, R)
-            self._measured_at[t] = {"f_gap": vals[0], "dist2": vals[1], "grad_norm2": vals[2],
-                                    "finite": mfin[i].reshape(C, R).all(axis=1)}
-            if snap_r:
-                self._measured_at[t]["w_sample"] = snap[i].reshape(C, snap_r, d)
+            measured.append({"f_gap": vals[0], "dist2": vals[1], "grad_norm2": vals[2],
+                             "finite": mfin[i].reshape(C, R).all(axis=1)})
+        self._store_measured(steps, measured, snap, C, d)
         return state
-
-    def measured_at(self, t: int) -> dict[str, np.ndarray] | None:
-        """The rows measured at step ``t`` by the last :meth:`advance` (``measure_at``), as
-        :meth:`measure` returns them; None if that call did not measure at ``t``."""
-        return self._measured_at.get(int(t))
 
     def _measure_blocks(self, flat: np.ndarray, blocks: list[tuple[int, int]],
                         out: np.ndarray, finite: np.ndarray) -> None:
