@@ -22,6 +22,12 @@ import theory
 from simulate.fast import fast_path
 from simulate.fast._kernels import bounded_index
 from simulate.fast._random import (
+    _LANE_X,
+    _LK,
+    _LK32,
+    _LKW32,
+    _LW32,
+    LANE_BLOCK32,
     LANE_LAYERS,
     LANE_R,
     LANE_V,
@@ -631,12 +637,16 @@ def test_lane_ziggurat_layers_close():
     assert np.all(np.diff(x[1:]) < 0)
 
 
-def test_lane_normals_are_independent_standard_normals():
-    # 2·10⁶ normals, 1000 per call (one W1 row-step), from one row's eight lanes. Each check
-    # is at p > 1e-6 (or ≤ 5.3 standard errors), so a correct generator fails one of them
-    # with probability < 1e-5 whatever the seed.
-    n = 2_000_000
-    z = standard_lane_normals(row_states(SEED, ["lanes"], 1)[0], n)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_lane_normals_are_independent_standard_normals(dtype):
+    # ~2·10⁶ normals, about one W1 row-step per call (1000 float64, 1008 float32), from one
+    # row's eight lanes. Each check is at p > 1e-6 (or ≤ 5.3 standard errors), so a correct
+    # generator fails one of them with probability < 1e-5 whatever the seed.
+    per_call = 1000 if dtype == "float64" else 1008
+    n = per_call * (2_000_000 // per_call)
+    z = standard_lane_normals(row_states(SEED, ["lanes"], 1)[0], n, dtype=dtype)
+    assert z.dtype == np.dtype(dtype)
+    z = z.astype(np.float64)
     assert stats.kstest(z, "norm").pvalue > 1e-6
     # the tails: beyond 3 (outer layers and wedges), beyond the lanes' R = 4.04 (≈ 107
     # expected) and beyond 4.3 (≈ 34 expected; only Marsaglia's tail procedure reaches past
@@ -645,12 +655,33 @@ def test_lane_normals_are_independent_standard_normals():
         hits = int(np.sum(np.abs(z) > edge))
         assert stats.binomtest(hits, n, 2 * stats.norm.sf(edge)).pvalue > 1e-6
     assert abs(np.mean(z**4) - 3.0) < 5.3 * np.sqrt(96.0 / n)  # var(z⁴) = 96
-    # no dependence between neighbouring coordinates (other lanes), between a lane's
-    # successive words (j, j + LANES), or between one call and the next (j, j + 1000):
-    # each sample correlation of ~2·10⁶ pairs has standard error 1/√n ≈ 7e-4
-    for lag in (1, LANES, 1000):
+    # no dependence between neighbouring coordinates, a lane's successive words, or one call
+    # and the next: float64 — other lanes (1), the same lane (LANES), the next call (1000);
+    # float32 — the two halves of one word (1), other lanes (2), the same lane (16), the next
+    # call (1008). Each sample correlation of ~2·10⁶ pairs has standard error 1/√n ≈ 7e-4.
+    lags = (1, LANES, 1000) if dtype == "float64" else (1, 2, LANE_BLOCK32, 1008)
+    for lag in lags:
         r = np.corrcoef(z[:-lag], z[lag:])[0, 1]
         assert abs(r) < 5.3 / np.sqrt(n - lag), (lag, r)
+    # and between the magnitudes (a shared layer index would correlate |z|, not z): the
+    # correlation of |z| at the same lags, same standard error
+    for lag in lags:
+        r = np.corrcoef(np.abs(z[:-lag]), np.abs(z[lag:]))[0, 1]
+        assert abs(r) < 5.3 / np.sqrt(n - lag), (lag, r)
+
+
+def test_float32_lane_tables_agree_with_the_float64_ones():
+    # the float32 first tries use 21-bit uniforms and float32 tables: each layer's box test
+    # and value must agree with the float64 tables to within float32 rounding — k_i is the
+    # same fraction of the layer at 21 bits as at 52 (to 2^-21) and w_i·2^21 = x_i
+    x = _LANE_X
+    np.testing.assert_allclose(_LK32 / 2.0**21, _LK / 2.0**52, rtol=0, atol=2.0**-21)
+    np.testing.assert_allclose(_LW32.astype(np.float64) * 2.0**21, x[:-1], rtol=2.0**-24)
+    # the packed table holds exactly those two
+    packed = _LKW32.view(np.uint64)
+    np.testing.assert_array_equal((packed & np.uint64(0xFFFFFFFF)).astype(np.int64), _LK32)
+    np.testing.assert_array_equal((packed >> np.uint64(32)).astype(np.uint32).view(np.float32),
+                                  _LW32)
 
 
 def test_lane_streams_differ_between_rows_and_lanes():

@@ -190,7 +190,8 @@ def _build(name: str, body: str, funcs: dict[str, Callable[..., Any]]) -> Callab
         "import math\n\nimport numba\nimport numpy as np\n\n"
         "from simulate.fast._kernels import (bounded_index, dot4, jitted, pl_sin_grad_coord,\n"
         "    pl_sin_measure_coord, quadratic_grad_coord, quadratic_measure_coord)\n"
-        "from simulate.fast._random import LANES, lane_normals, next_u64, normal64\n"
+        "from simulate.fast._random import (LANE_BLOCK32, LANES, lane_normals, lane_normals32,\n"
+        "    next_u64, normal64)\n"
     )
     imports = "".join(f"from {fn.__module__} import {fn.__qualname__} as _{local}_py\n"
                       for local, fn in funcs.items())
@@ -252,26 +253,23 @@ def _hoist_hypers(method: Method, per_coord: tuple[bool, ...], indent: str) -> s
 
 
 def _normal_buffers(dtype: str, indent: str) -> str:
-    """Source allocating the row-of-normals buffers: ``zl`` (float64, d rounded up to a multiple
-    of LANES), the scratch of :func:`~simulate.fast._random.lane_normals`, and ``zb`` — ``zl``
-    itself for float64, a float32 copy otherwise."""
-    src = (f"{indent}nl = -(-d // LANES) * LANES\n"
-           f"{indent}zl = np.zeros(nl)\n"
-           f"{indent}zc = np.zeros(nl, np.int64)\n"
-           f"{indent}zf = np.zeros(nl // LANES, np.int64)\n")
-    if dtype == "float64":
-        return src + f"{indent}zb = zl\n"
-    return src + f"{indent}zb = np.zeros(d, np.{dtype})\n"
+    """Source allocating the row-of-normals buffer ``zb`` (of the run's dtype, d rounded up to
+    a whole number of lane blocks) and the scratch ``zc``, ``zf`` of
+    :func:`~simulate.fast._random.lane_normals` (float64) or
+    :func:`~simulate.fast._random.lane_normals32` (float32)."""
+    block, codes = ("LANES", "np.int64") if dtype == "float64" else ("LANE_BLOCK32", "np.int32")
+    return (f"{indent}nl = -(-d // {block}) * {block}\n"
+            f"{indent}zb = np.zeros(nl, np.{dtype})\n"
+            f"{indent}zc = np.zeros(nl, {codes})\n"
+            f"{indent}zf = np.zeros(nl // {block}, np.int64)\n")
 
 
 def _fill_normals(dtype: str, indent: str) -> str:
-    """Source drawing the row's ``d`` normals into zb (coordinate j from lane j mod LANES;
-    float64 normals, rounded to the buffer's dtype)."""
-    src = f"{indent}lane_normals(rng[row], zl, zc, zf)\n"
-    if dtype == "float64":
-        return src
-    return src + (f"{indent}for j in range(d):\n"
-                  f"{indent}    zb[j] = zl[j]\n")
+    """Source drawing the row's normals into zb: float64 by
+    :func:`~simulate.fast._random.lane_normals` (coordinate j from lane j mod 8), float32 by
+    :func:`~simulate.fast._random.lane_normals32` (two per lane word)."""
+    fill = "lane_normals" if dtype == "float64" else "lane_normals32"
+    return f"{indent}{fill}(rng[row], zb, zc, zf)\n"
 
 
 def _load_rng(indent: str) -> str:

@@ -12,9 +12,9 @@ Scalar normals come from the ziggurat of Marsaglia & Tsang (2000) in Doornik's (
 layers (R = 3.6541528853610088, V = 4.92867323399e-3, the constants NumPy uses): one 64-bit
 word gives the layer (8 bits), the sign (1 bit) and a 52-bit uniform; about 99 % of draws are
 accepted with one multiply and one compare, the rest go through the exact wedge test or the
-Marsaglia (1964) tail. float32 runs use the same float64 normals, rounded: a 32-bit variant
-(two normals per word) measured slower on this machine (~300 vs ~450 M normals/s per core) —
-the cost is the table look-ups and the branch, not the generator.
+Marsaglia (1964) tail. (A scalar 32-bit variant, two normals per word, measured slower on
+this machine: ~300 vs ~450 M normals/s per core — the cost is the table look-ups and the
+branch, not the generator; float32 gains only once the look-ups are vectorised, below.)
 
 The loops that need a whole row of d normals per step (separable and elementwise) draw them
 eight at a time instead (:func:`lane_normals`): eight further xoshiro256** streams per row
@@ -27,6 +27,16 @@ procedure with uniforms from the row's scalar stream (words 0 … 3). Everything
 rejection uses fresh, independent words, so each coordinate is exactly a ziggurat normal and
 coordinates are independent. Measured on this machine: about 1.3× the scalar generator's
 rate per core on W1.
+
+float32 runs draw their rows with :func:`lane_normals32`: each lane word is split into two
+32-bit draws — layer (10 bits), sign (1 bit), a 21-bit uniform u, exact in float32 — so a
+block of 16 coordinates costs one step of the lanes, and the first tries run as 8 × 32-bit
+vectors with one 64-bit table word (k_i, w_i) per layer. The layers, the acceptance rate and
+the exact completion of rejected tries (in float64, from the scalar stream, then rounded) are
+those of the float64 lanes. The 21-bit uniform puts a candidate on a grid of x_i / 2^21 within
+its layer (≤ 2e-6 apart; NumPy's float32 ziggurat uses 23 bits and 256 layers): coarser than
+float32's spacing near |z| ≈ 1 by 16×, a discreteness far below anything a simulation's
+statistics resolve. Measured on this machine: about 1.4× the float64 lanes' rate per core.
 """
 
 from __future__ import annotations
@@ -45,10 +55,12 @@ from ..rng import config_seed_sequence
 
 __all__ = [
     "LANES",
+    "LANE_BLOCK32",
     "NORMAL_TABLES",
     "ROW_WORDS",
-    "lane_normals",
     "lane_buffers",
+    "lane_normals",
+    "lane_normals32",
     "next_u64",
     "normal64",
     "row_states",
@@ -69,6 +81,8 @@ LANE_V = LANE_R * math.exp(-0.5 * LANE_R * LANE_R) + math.sqrt(math.pi / 2.0) * 
     LANE_R / math.sqrt(2.0))
 #: streams advanced together per row by :func:`lane_normals` (two 4 × 64-bit vectors)
 LANES = 8
+#: float32 normals per block of :func:`lane_normals32` (two per lane word)
+LANE_BLOCK32 = 2 * LANES
 #: uint64 words of generator state per row: the scalar stream (0 … 3), then the lanes
 ROW_WORDS = 4 + 4 * LANES
 
@@ -242,11 +256,16 @@ def standard_normals(state: np.ndarray, n: int, dtype: str = "float64") -> np.nd
 
 
 # --------------------------------------------------------------------------- eight lanes at once
-_LK, _LW, _LF = (lambda x: (
-    np.floor(x[1:] / x[:-1] * 2.0**52).astype(np.int64),  # accept iff u < k_i (u: 52 bits)
-    (x[:-1] / 2.0**52).astype(np.float64),                # value u·w_i
-    np.exp(-0.5 * x * x),                                 # f(x_i), for the wedge test
-))(_ziggurat_x(LANE_LAYERS, LANE_R, LANE_V))
+_LANE_X = _ziggurat_x(LANE_LAYERS, LANE_R, LANE_V)
+_LK = np.floor(_LANE_X[1:] / _LANE_X[:-1] * 2.0**52).astype(np.int64)  # accept iff u < k_i
+_LW = (_LANE_X[:-1] / 2.0**52).astype(np.float64)                       # value u·w_i
+_LF = np.exp(-0.5 * _LANE_X * _LANE_X)                                  # f(x_i): wedge test
+#: the float32 first tries' tables: a 32-bit draw has layer (10 bits), sign (1), u (21 bits)
+_LK32 = np.floor(_LANE_X[1:] / _LANE_X[:-1] * 2.0**21).astype(np.int32)
+_LW32 = (_LANE_X[:-1] / 2.0**21).astype(np.float32)
+#: both in one 64-bit word per layer (k_i low, the bits of w_i high): one look-up per draw
+_LKW32 = (_LK32.astype(np.uint32).astype(np.uint64)
+          | (_LW32.view(np.uint32).astype(np.uint64) << np.uint64(32))).view(np.int64)
 _LANE_INV_R = 1.0 / LANE_R
 _LANE_MASK = np.uint64(LANE_LAYERS - 1)
 _LANE_SIGN_BIT = np.uint64(10)  # bits 0–9: layer; bit 10: sign; bits 12–63: u
@@ -275,23 +294,81 @@ def _lane_normal_slow(idx, x, s0, s1, s2, s3):  # noqa: ANN001, ANN201
 
 _I64, _I32, _F64 = ir.IntType(64), ir.IntType(32), ir.DoubleType()
 _V4I, _V4D = ir.VectorType(_I64, 4), ir.VectorType(_F64, 4)
+_V8I32, _V8F32 = ir.VectorType(_I32, 8), ir.VectorType(ir.FloatType(), 8)
+_V8I64 = ir.VectorType(_I64, 8)
 _TWO52_BITS = 0x4330000000000000  # the bits of 2.0**52
 
 
-def _splat(value, vtype=_V4I):  # noqa: ANN001, ANN202
-    return ir.Constant(vtype, [value] * 4)
+def _splat(value, vtype=_V4I, width=4):  # noqa: ANN001, ANN202
+    return ir.Constant(vtype, [value] * width)
+
+
+def _load_lane_state(builder, lanes_data, n_vec):  # noqa: ANN001, ANN202
+    """Allocas holding the lanes' xoshiro256** words, [vector][word], loaded from the row."""
+    state = [[cgutils.alloca_once(builder, _V4I) for _ in range(4)] for _ in range(n_vec)]
+    for v in range(n_vec):
+        for w in range(4):
+            at = ir.Constant(_I64, w * LANES + 4 * v)
+            ptr = builder.bitcast(builder.gep(lanes_data, [at]), _V4I.as_pointer())
+            builder.store(builder.load(ptr, align=8), state[v][w])
+    return state
+
+
+def _store_lane_state(builder, lanes_data, state):  # noqa: ANN001, ANN202
+    for v, words in enumerate(state):
+        for w in range(4):
+            at = ir.Constant(_I64, w * LANES + 4 * v)
+            ptr = builder.bitcast(builder.gep(lanes_data, [at]), _V4I.as_pointer())
+            builder.store(builder.load(words[w]), ptr, align=8)
+
+
+def _advance_lanes(builder, words):  # noqa: ANN001, ANN202
+    """One xoshiro256** step of four lanes (allocas ``words``): the four output words.
+
+    ×5 and ×9 as shift-and-add, the rotations as shift-or (as :func:`next_u64`)."""
+    s0, s1, s2, s3 = [builder.load(a) for a in words]
+    x5 = builder.add(builder.shl(s1, _splat(2)), s1)
+    rot = builder.or_(builder.shl(x5, _splat(7)), builder.lshr(x5, _splat(57)))
+    r = builder.add(builder.shl(rot, _splat(3)), rot)
+    t = builder.shl(s1, _splat(17))
+    s2 = builder.xor(s2, s0)
+    s3 = builder.xor(s3, s1)
+    s1 = builder.xor(s1, s2)
+    s0 = builder.xor(s0, s3)
+    s2 = builder.xor(s2, t)
+    s3 = builder.or_(builder.shl(s3, _splat(45)), builder.lshr(s3, _splat(19)))
+    for a, value in zip(words, (s0, s1, s2, s3), strict=True):
+        builder.store(value, a)
+    return r
+
+
+def _look_up(builder, table_data, idx, width, vtype):  # noqa: ANN001, ANN202
+    """``table[idx[e]]`` for the ``width`` elements of ``idx``, as a vector: scalar loads
+    (faster than the AVX2 gathers on this CPU)."""
+    out = ir.Constant(vtype, ir.Undefined)
+    for e in range(width):
+        at = ir.Constant(_I32, e)
+        ie = builder.extract_element(idx, at)
+        out = builder.insert_element(out, builder.load(builder.gep(table_data, [ie])), at)
+    return out
+
+
+def _or_reduce(builder, vec, width):  # noqa: ANN001, ANN202
+    e = [builder.extract_element(vec, ir.Constant(_I32, i)) for i in range(width)]
+    while len(e) > 1:
+        e = [builder.or_(e[i], e[i + 1]) for i in range(0, len(e), 2)]
+    return e[0]
 
 
 @intrinsic
 def _lane_first_tries(typingctx, lanes, out, codes, flags, w_table, k_table):  # noqa: ANN001, ANN201, ARG001
     """Branch-free first tries for ``out.size`` (a multiple of 8) coordinates, 8 at a time.
 
-    Per block of 8: advance each lane's xoshiro256** once (two 4 × 64-bit vectors; ×5 and ×9
-    as shift-and-add, rotations as shift-or), split each word r into layer i = r & 1023,
-    sign = bit 10 and u = r >> 12, form u exactly as a double (OR into the bits of 2^52, minus
-    2^52), store the candidate ±u·w_i, a code (0 if u < k_i, else i + 1) and the OR of the
-    block's codes. The table look-ups are four scalar loads per vector (faster than
-    ``vpgatherqq`` on this CPU). The lanes' state stays in registers for the whole call.
+    Per block of 8: advance each lane's xoshiro256** once (two 4 × 64-bit vectors), split
+    each word r into layer i = r & 1023, sign = bit 10 and u = r >> 12, form u exactly as a
+    double (OR into the bits of 2^52, minus 2^52), store the candidate ±u·w_i, a code (0 if
+    u < k_i, else i + 1) and the OR of the block's codes. The lanes' state stays in
+    registers for the whole call.
     """
     sig = types.void(lanes, out, codes, flags, w_table, k_table)
     n_vec = LANES // 4
@@ -303,41 +380,20 @@ def _lane_first_tries(typingctx, lanes, out, codes, flags, w_table, k_table):  #
         def vptr(arr, offset, vtype):  # noqa: ANN001, ANN202
             return builder.bitcast(builder.gep(arr.data, [offset]), vtype.as_pointer())
 
-        state = [[cgutils.alloca_once(builder, _V4I) for _ in range(4)] for _ in range(n_vec)]
-        for v in range(n_vec):
-            for w in range(4):
-                at = ir.Constant(_I64, w * LANES + 4 * v)
-                builder.store(builder.load(vptr(la, at, _V4I), align=8), state[v][w])
+        state = _load_lane_state(builder, la.data, n_vec)
         n_blocks = builder.udiv(oa.nitems, ir.Constant(_I64, LANES))
         with cgutils.for_range(builder, n_blocks) as loop:
             base = builder.mul(loop.index, ir.Constant(_I64, LANES))
             any_code = None
             for v in range(n_vec):
-                s0, s1, s2, s3 = [builder.load(a) for a in state[v]]
-                x5 = builder.add(builder.shl(s1, _splat(2)), s1)
-                rot = builder.or_(builder.shl(x5, _splat(7)), builder.lshr(x5, _splat(57)))
-                r = builder.add(builder.shl(rot, _splat(3)), rot)
-                t = builder.shl(s1, _splat(17))
-                s2 = builder.xor(s2, s0)
-                s3 = builder.xor(s3, s1)
-                s1 = builder.xor(s1, s2)
-                s0 = builder.xor(s0, s3)
-                s2 = builder.xor(s2, t)
-                s3 = builder.or_(builder.shl(s3, _splat(45)), builder.lshr(s3, _splat(19)))
-                for a, value in zip(state[v], (s0, s1, s2, s3), strict=True):
-                    builder.store(value, a)
+                r = _advance_lanes(builder, state[v])
                 idx = builder.and_(r, _splat(LANE_LAYERS - 1))
                 u = builder.lshr(r, _splat(12))
                 u_double = builder.fsub(
                     builder.bitcast(builder.or_(u, _splat(_TWO52_BITS)), _V4D),
                     _splat(2.0**52, _V4D))
-                wv = ir.Constant(_V4D, ir.Undefined)
-                kv = ir.Constant(_V4I, ir.Undefined)
-                for e in range(4):
-                    at = ir.Constant(_I32, e)
-                    ie = builder.extract_element(idx, at)
-                    wv = builder.insert_element(wv, builder.load(builder.gep(wa.data, [ie])), at)
-                    kv = builder.insert_element(kv, builder.load(builder.gep(ka.data, [ie])), at)
+                wv = _look_up(builder, wa.data, idx, 4, _V4D)
+                kv = _look_up(builder, ka.data, idx, 4, _V4I)
                 magnitude = builder.bitcast(builder.fmul(u_double, wv), _V4I)
                 sign = builder.and_(builder.shl(r, _splat(53)), _splat(-(1 << 63)))
                 candidate = builder.bitcast(builder.xor(magnitude, sign), _V4D)
@@ -347,30 +403,86 @@ def _lane_first_tries(typingctx, lanes, out, codes, flags, w_table, k_table):  #
                                       builder.add(idx, _splat(1)))
                 builder.store(code, vptr(ca, at, _V4I), align=8)
                 any_code = code if any_code is None else builder.or_(any_code, code)
-            e = [builder.extract_element(any_code, ir.Constant(_I32, i)) for i in range(4)]
-            builder.store(builder.or_(builder.or_(e[0], e[1]), builder.or_(e[2], e[3])),
-                          builder.gep(fa.data, [loop.index]))
-        for v in range(n_vec):
-            for w in range(4):
-                at = ir.Constant(_I64, w * LANES + 4 * v)
-                builder.store(builder.load(state[v][w]), vptr(la, at, _V4I), align=8)
+            builder.store(_or_reduce(builder, any_code, 4), builder.gep(fa.data, [loop.index]))
+        _store_lane_state(builder, la.data, state)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
-def lane_buffers(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(out float64, codes int64, flags int64) for :func:`lane_normals` of ``d`` normals:
-    ``d`` rounded up to a multiple of :data:`LANES` (the extra normals are drawn, not used)."""
-    n = -(-d // LANES) * LANES
-    return np.zeros(n), np.zeros(n, np.int64), np.zeros(n // LANES, np.int64)
+@intrinsic
+def _lane_first_tries32(typingctx, lanes, out, codes, flags, table):  # noqa: ANN001, ANN201, ARG001
+    """Branch-free float32 first tries for ``out.size`` (a multiple of 16) coordinates, 16 at
+    a time: each lane word gives two 32-bit draws (its low half, then its high half).
+
+    Per block of 16: advance each lane's xoshiro256** once, view the two 4 × 64-bit outputs
+    as two 8 × 32-bit vectors, split each 32-bit draw r into layer i = r & 1023, sign =
+    bit 10 and u = r >> 11 (21 bits, exact as a float32), look up layer i's (k_i, w_i) in
+    ``table`` (one 64-bit word each), store the candidate ±u·w_i (float32), a code (0 if
+    u < k_i, else i + 1; int32) and the OR of the block's codes.
+    """
+    sig = types.void(lanes, out, codes, flags, table)
+    n_vec = LANES // 4
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        la, oa, ca, fa, ta = [context.make_array(t)(context, builder, a)
+                              for t, a in zip(signature.args, args, strict=True)]
+
+        def vptr(arr, offset, vtype):  # noqa: ANN001, ANN202
+            return builder.bitcast(builder.gep(arr.data, [offset]), vtype.as_pointer())
+
+        state = _load_lane_state(builder, la.data, n_vec)
+        per_block = 2 * LANES
+        n_blocks = builder.udiv(oa.nitems, ir.Constant(_I64, per_block))
+        with cgutils.for_range(builder, n_blocks) as loop:
+            base = builder.mul(loop.index, ir.Constant(_I64, per_block))
+            any_code = None
+            for v in range(n_vec):
+                r = builder.bitcast(_advance_lanes(builder, state[v]), _V8I32)
+                idx = builder.and_(r, _splat(LANE_LAYERS - 1, _V8I32, 8))
+                u = builder.lshr(r, _splat(11, _V8I32, 8))
+                # one 64-bit entry per layer: k_i in the low half, the bits of w_i in the high
+                entry = _look_up(builder, ta.data, idx, 8, _V8I64)
+                kv = builder.trunc(entry, _V8I32)
+                wv = builder.bitcast(builder.trunc(builder.lshr(entry, _splat(32, _V8I64, 8)),
+                                                   _V8I32), _V8F32)
+                magnitude = builder.bitcast(builder.fmul(builder.sitofp(u, _V8F32), wv), _V8I32)
+                sign = builder.and_(builder.shl(r, _splat(21, _V8I32, 8)),
+                                    _splat(-(1 << 31), _V8I32, 8))
+                candidate = builder.bitcast(builder.xor(magnitude, sign), _V8F32)
+                at = builder.add(base, ir.Constant(_I64, 8 * v))
+                builder.store(candidate, vptr(oa, at, _V8F32), align=4)
+                code = builder.select(builder.icmp_signed("<", u, kv), _splat(0, _V8I32, 8),
+                                      builder.add(idx, _splat(1, _V8I32, 8)))
+                builder.store(code, vptr(ca, at, _V8I32), align=4)
+                any_code = code if any_code is None else builder.or_(any_code, code)
+            builder.store(builder.zext(_or_reduce(builder, any_code, 8), _I64),
+                          builder.gep(fa.data, [loop.index]))
+        _store_lane_state(builder, la.data, state)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def lane_buffers(d: int, dtype: str = "float64") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(out, codes, flags) for :func:`lane_normals` (float64) or :func:`lane_normals32`
+    (float32) of ``d`` normals: ``d`` rounded up to a whole number of blocks (:data:`LANES`
+    normals for float64, 2·LANES for float32; the extra normals are drawn, not used)."""
+    if dtype == "float64":
+        n = -(-d // LANES) * LANES
+        return np.zeros(n), np.zeros(n, np.int64), np.zeros(n // LANES, np.int64)
+    if dtype == "float32":
+        n = -(-d // LANE_BLOCK32) * LANE_BLOCK32
+        return (np.zeros(n, np.float32), np.zeros(n, np.int32),
+                np.zeros(n // LANE_BLOCK32, np.int64))
+    raise ValueError(f"dtype={dtype!r}: expected 'float64' or 'float32'")
 
 
 @numba.njit(nogil=True)
 def lane_normals(state, out, codes, flags):  # noqa: ANN001, ANN201
-    """Fill ``out`` (length a multiple of :data:`LANES`) with standard normals from one row's
-    state (``ROW_WORDS`` words, advanced in place); ``codes`` and ``flags`` are scratch
-    (see :func:`lane_buffers`). Coordinate j comes from lane j mod 8."""
+    """Fill ``out`` (float64, length a multiple of :data:`LANES`) with standard normals from
+    one row's state (``ROW_WORDS`` words, advanced in place); ``codes`` and ``flags`` are
+    scratch (see :func:`lane_buffers`). Coordinate j comes from lane j mod 8."""
     _lane_first_tries(state[4:], out, codes, flags, _LW, _LK)
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     for b in range(flags.size):
@@ -379,6 +491,25 @@ def lane_normals(state, out, codes, flags):  # noqa: ANN001, ANN201
                 if codes[j] != 0:
                     out[j], s0, s1, s2, s3 = _lane_normal_slow(codes[j] - 1, out[j],
                                                                s0, s1, s2, s3)
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+
+
+@numba.njit(nogil=True)
+def lane_normals32(state, out, codes, flags):  # noqa: ANN001, ANN201
+    """Fill ``out`` (float32, length a multiple of :data:`LANE_BLOCK32` = 16) with standard
+    normals from one row's state, two per lane word (21-bit uniforms; see the module's
+    docstring); ``codes`` and ``flags`` are scratch (see :func:`lane_buffers`). Coordinate
+    16b + 2l + h comes from half h (0: low, 1: high) of lane l's word for block b; rejected
+    first tries are completed as by :func:`lane_normals` and rounded to float32."""
+    _lane_first_tries32(state[4:], out, codes, flags, _LKW32)
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    for b in range(flags.size):
+        if flags[b] != 0:
+            for j in range(b * LANE_BLOCK32, b * LANE_BLOCK32 + LANE_BLOCK32):
+                if codes[j] != 0:
+                    x, s0, s1, s2, s3 = _lane_normal_slow(np.int64(codes[j] - 1),
+                                                          np.float64(out[j]), s0, s1, s2, s3)
+                    out[j] = np.float32(x)
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
 
 
@@ -392,12 +523,31 @@ def _fill_lane_normals(state: np.ndarray, out: np.ndarray, per_call: int) -> Non
         out[k * per_call:(k + 1) * per_call] = buf
 
 
-def standard_lane_normals(state: np.ndarray, n: int, per_call: int = 1000) -> np.ndarray:
-    """``n`` normals (a multiple of ``per_call``, itself of :data:`LANES`) drawn by
-    :func:`lane_normals` ``per_call`` at a time from one row state — for tests."""
-    if per_call % LANES or n % per_call:
-        raise ValueError(f"n={n}, per_call={per_call}: per_call must be a multiple of {LANES} "
+@numba.njit
+def _fill_lane_normals32(state: np.ndarray, out: np.ndarray, per_call: int) -> None:
+    buf = np.zeros(per_call, np.float32)
+    codes = np.zeros(per_call, np.int32)
+    flags = np.zeros(per_call // LANE_BLOCK32, np.int64)
+    for k in range(out.size // per_call):
+        lane_normals32(state, buf, codes, flags)
+        out[k * per_call:(k + 1) * per_call] = buf
+
+
+def standard_lane_normals(state: np.ndarray, n: int, per_call: int | None = None,
+                          dtype: str = "float64") -> np.ndarray:
+    """``n`` normals (a multiple of ``per_call``, itself a multiple of the block: :data:`LANES`
+    for float64, :data:`LANE_BLOCK32` for float32; by default 1000 and 1008, about one W1
+    row-step) drawn by :func:`lane_normals` or :func:`lane_normals32` ``per_call`` at a time
+    from one row state — for tests."""
+    block = LANES if dtype == "float64" else LANE_BLOCK32
+    per_call = per_call or -(-1000 // block) * block
+    if per_call % block or n % per_call:
+        raise ValueError(f"n={n}, per_call={per_call}: per_call must be a multiple of {block} "
                          "and n a multiple of per_call")
-    out = np.empty(n)
-    _fill_lane_normals(state, out, per_call)
+    if dtype == "float64":
+        out = np.empty(n)
+        _fill_lane_normals(state, out, per_call)
+    else:
+        out = np.empty(n, np.float32)
+        _fill_lane_normals32(state, out, per_call)
     return out
