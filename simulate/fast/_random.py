@@ -360,6 +360,27 @@ def _or_reduce(builder, vec, width):  # noqa: ANN001, ANN202
     return e[0]
 
 
+def _rejected_bits(builder, code, width, shift):  # noqa: ANN001, ANN202
+    """Bit e + ``shift`` of an i64 set where element e of ``code`` is non-zero (a rejection)."""
+    zero = ir.Constant(code.type, [0] * width)
+    bits = builder.bitcast(builder.icmp_signed("!=", code, zero), ir.IntType(width))
+    out = builder.zext(bits, _I64)
+    return builder.shl(out, ir.Constant(_I64, shift)) if shift else out
+
+
+@intrinsic
+def _lowest_bit(typingctx, x):  # noqa: ANN001, ANN201, ARG001
+    """The index of the lowest set bit of the int64 ``x`` ≠ 0 (``llvm.cttz``)."""
+    sig = types.int64(types.int64)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(_I64, [_I64, ir.IntType(1)]), "llvm.cttz.i64")
+        return builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 1)])
+
+    return sig, codegen
+
+
 @intrinsic
 def _lane_first_tries(typingctx, lanes, out, codes, flags, w_table, k_table):  # noqa: ANN001, ANN201, ARG001
     """Branch-free first tries for ``out.size`` (a multiple of 8) coordinates, 8 at a time.
@@ -367,8 +388,8 @@ def _lane_first_tries(typingctx, lanes, out, codes, flags, w_table, k_table):  #
     Per block of 8: advance each lane's xoshiro256** once (two 4 × 64-bit vectors), split
     each word r into layer i = r & 1023, sign = bit 10 and u = r >> 12, form u exactly as a
     double (OR into the bits of 2^52, minus 2^52), store the candidate ±u·w_i, a code (0 if
-    u < k_i, else i + 1) and the OR of the block's codes. The lanes' state stays in
-    registers for the whole call.
+    u < k_i, else i + 1) and the OR of the block's codes. The lanes' state stays in registers
+    for the whole call.
     """
     sig = types.void(lanes, out, codes, flags, w_table, k_table)
     n_vec = LANES // 4
@@ -419,7 +440,8 @@ def _lane_first_tries32(typingctx, lanes, out, codes, flags, table):  # noqa: AN
     as two 8 × 32-bit vectors, split each 32-bit draw r into layer i = r & 1023, sign =
     bit 10 and u = r >> 11 (21 bits, exact as a float32), look up layer i's (k_i, w_i) in
     ``table`` (one 64-bit word each), store the candidate ±u·w_i (float32), a code (0 if
-    u < k_i, else i + 1; int32) and the OR of the block's codes.
+    u < k_i, else i + 1; int32) and the block's rejections as a bitmask (bit e: coordinate
+    e of the block).
     """
     sig = types.void(lanes, out, codes, flags, table)
     n_vec = LANES // 4
@@ -436,7 +458,7 @@ def _lane_first_tries32(typingctx, lanes, out, codes, flags, table):  # noqa: AN
         n_blocks = builder.udiv(oa.nitems, ir.Constant(_I64, per_block))
         with cgutils.for_range(builder, n_blocks) as loop:
             base = builder.mul(loop.index, ir.Constant(_I64, per_block))
-            any_code = None
+            rejected = None
             for v in range(n_vec):
                 r = builder.bitcast(_advance_lanes(builder, state[v]), _V8I32)
                 idx = builder.and_(r, _splat(LANE_LAYERS - 1, _V8I32, 8))
@@ -455,9 +477,9 @@ def _lane_first_tries32(typingctx, lanes, out, codes, flags, table):  # noqa: AN
                 code = builder.select(builder.icmp_signed("<", u, kv), _splat(0, _V8I32, 8),
                                       builder.add(idx, _splat(1, _V8I32, 8)))
                 builder.store(code, vptr(ca, at, _V8I32), align=4)
-                any_code = code if any_code is None else builder.or_(any_code, code)
-            builder.store(builder.zext(_or_reduce(builder, any_code, 8), _I64),
-                          builder.gep(fa.data, [loop.index]))
+                bits = _rejected_bits(builder, code, 8, 8 * v)
+                rejected = bits if rejected is None else builder.or_(rejected, bits)
+            builder.store(rejected, builder.gep(fa.data, [loop.index]))
         _store_lane_state(builder, la.data, state)
         return context.get_dummy_value()
 
@@ -504,12 +526,13 @@ def lane_normals32(state, out, codes, flags):  # noqa: ANN001, ANN201
     _lane_first_tries32(state[4:], out, codes, flags, _LKW32)
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     for b in range(flags.size):
-        if flags[b] != 0:
-            for j in range(b * LANE_BLOCK32, b * LANE_BLOCK32 + LANE_BLOCK32):
-                if codes[j] != 0:
-                    x, s0, s1, s2, s3 = _lane_normal_slow(np.int64(codes[j] - 1),
-                                                          np.float64(out[j]), s0, s1, s2, s3)
-                    out[j] = np.float32(x)
+        m = flags[b]
+        while m != 0:  # the block's rejected coordinates, lowest first
+            j = b * LANE_BLOCK32 + _lowest_bit(m)
+            m &= m - 1
+            x, s0, s1, s2, s3 = _lane_normal_slow(np.int64(codes[j] - 1), np.float64(out[j]),
+                                                  s0, s1, s2, s3)
+            out[j] = np.float32(x)
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
 
 
