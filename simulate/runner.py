@@ -280,6 +280,9 @@ def run(
     # the engine call that ran through several boundaries, and the positions of the alive
     # configurations in its batch (configurations dropped since are skipped)
     call: dict[str, Any] = {"engine": None, "pos": None}
+    # that call's records, aggregated (and re-evaluated) at once: step -> (aggregates
+    # (Q, C_call, stats), errors (Q, C_call) or None), rows in the call's batch
+    call_records: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
 
     def fast_rows(t: int) -> dict[str, Any] | None:
         """Per-row f_gap, dist2, grad_norm2 (C, R) and finite (C,) from the fast engine's
@@ -299,6 +302,17 @@ def run(
     def measure(t: int) -> None:
         if t not in rec_index:  # t = 0 is measured only when recorded (record_at may omit it)
             return
+        k = rec_index[t]
+        if t in call_records:  # aggregated (and re-evaluated) with the call's other records
+            agg, err = call_records[t]
+            results[k][:, alive, :] = agg[:, call["pos"], :]
+            if err is not None:
+                resolution.error[k][:, alive] = err[:, call["pos"]]
+            else:
+                rows = fast_rows(t)
+                resolution.record(k, alive, rows["w_sample"],
+                                  None, [rows["f_gap"], rows["dist2"], rows["grad_norm2"]])
+            return
         w = state[0]
         rows = fast_rows(t)
         if rows is not None and "w_sample" in rows:  # the call ran past t: its snapshot
@@ -316,7 +330,6 @@ def run(
             vals += [problem.f_gap(wa), problem.dist2(wa)]
         stacked = aggregate(xp.stack(vals), xp)  # (Q, C_alive, stats)
         host = to_host(stacked)
-        k = rec_index[t]
         results[k][:, alive, :] = host
         resolution.record(k, alive, w, wa, vals)
         if iterate is not None:
@@ -401,6 +414,9 @@ def run(
             state = fast.advance(state, t_done, group[-1], measure_at=group, sample=sample)
             call["engine"], call["pos"] = fast, np.arange(alive.size)
             row_cache.clear()
+            call_records.clear()
+            call_records.update(_call_records(fast, [t for t in group if t in rec_index],
+                                              resolution, xp))
         elif fast is not None:
             # every boundary is measured next (divergence check, record): engines that can
             # measure each row in the stepping pass do so
@@ -450,6 +466,24 @@ def run(
     return RunResult(curves, diverged_at, reasons, time.perf_counter() - t_start, params)
 
 
+def _call_records(engine: Any, steps: list[int], resolution: _Resolution, xp: ModuleType
+                  ) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
+    """The aggregates and evaluation errors of the records ``steps`` one engine call measured,
+    computed together: one :func:`~simulate.recording.aggregate` and one wide re-evaluation
+    for the call instead of one per record (the per-call overhead was most of their cost).
+    Every configuration row is reduced on its own, so the numbers are those of one record
+    at a time."""
+    if not steps:
+        return {}
+    at = [engine.measured_at(t) for t in steps]
+    with np.errstate(all="ignore"):  # rows of configurations about to be dropped
+        agg = to_host(aggregate(xp.stack([xp.stack([a["f_gap"], a["dist2"], a["grad_norm2"]])
+                                          for a in at]), xp))  # (n, Q, C, stats)
+    err = resolution.errors_many([a.get("w_sample") for a in at],
+                                 [[a["f_gap"], a["dist2"], a["grad_norm2"]] for a in at])
+    return {t: (agg[i], None if err is None else err[i]) for i, t in enumerate(steps)}
+
+
 #: a recorded mean is flagged ``underflow`` when it is below this multiple of its evaluation
 #: error in the run's dtype (then it has less than one significant digit; see _to_frame)
 RESOLUTION_FACTOR = 10.0
@@ -492,6 +526,8 @@ class _Resolution:
     """
 
     SAMPLE = 16
+    #: elements (C·m·d) of one batched re-evaluation in :meth:`errors_many`
+    EVAL_CHUNK = 1 << 16
 
     def __init__(self, problem: Problem, quantities: Sequence[str], n_rec: int, n_cfg: int,
                  dtype: np.dtype) -> None:
@@ -526,6 +562,40 @@ class _Resolution:
             err = np.abs(own[src].astype(self.ref) - ref[src]).astype(np.float64)
             out.append(np.where(np.isfinite(err), err, 0.0).mean(axis=1))
         return np.stack(out)  # (Q, C)
+
+    def errors_many(self, ws: Sequence[Any], vals: Sequence[Sequence[Any]]) -> np.ndarray | None:
+        """:meth:`record`'s errors for several records of the same configurations at once,
+        (n, Q, C): the sampled iterates ``ws`` (each (C, m, d)) re-evaluated in one pass.
+        None where this cannot be done (no sample, per-replicate data, an average tracked):
+        the caller then records them one at a time."""
+        if (self.host is None or self.sample is None or any(w is None for w in ws)
+                or len(self.quantities) != len(BASE_QUANTITIES)):
+            return None if self.host is not None else np.zeros(
+                (len(ws), len(self.quantities), np.shape(vals[0][0])[0]))
+        C, m, d = np.shape(ws[0])
+        m = min(self.sample, m)
+        # records per evaluation: temporaries of at most EVAL_CHUNK elements stay in cache
+        # (one evaluation of all 32 records of a W1 call, 4 MB each, ran 2x slower)
+        per = max(1, self.EVAL_CHUNK // max(1, C * m * d))
+        ref: dict[str, list[np.ndarray]] = {}
+        try:
+            with np.errstate(all="ignore"):
+                for i in range(0, len(ws), per):
+                    part = self._evaluate(np.concatenate([to_host(w)[:, :m]
+                                                          for w in ws[i:i + per]], axis=1))
+                    for q, v in part.items():
+                        ref.setdefault(q, []).append(v)
+        except (ValueError, TypeError):
+            return None
+        ref = {q: np.concatenate(v, axis=1) for q, v in ref.items()}
+        out = []
+        for qi, q in enumerate(self.quantities):
+            own = np.concatenate([np.asarray(to_host(v[qi][:, :m])) for v in vals], axis=1)
+            with np.errstate(all="ignore"):
+                err = np.abs(own.astype(self.ref) - ref[q]).astype(np.float64)
+            err = np.where(np.isfinite(err), err, 0.0).reshape(err.shape[0], len(ws), m)
+            out.append(err.mean(axis=2))  # (C, n)
+        return np.stack(out).transpose(2, 0, 1)  # (n, Q, C)
 
     def record(self, k: int, alive: np.ndarray, w: Any, w_avg: Any, vals: Sequence[Any]
                ) -> None:
