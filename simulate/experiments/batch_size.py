@@ -427,7 +427,10 @@ def _simulate(ctx: Context, out: ResultBuilder, *, methods_ref: dict, target: fl
                 out.add_verdict(not_applicable(NAME, "matches exact", cid, "diverged"))
                 continue
             exi = np.interp(t, rec, ex)
-            out.add_verdict(matches_verdict(NAME, cid, t, mean, se, exi))
+            # a linear method with Gaussian noise: each replicate's f − f* is a quadratic
+            # form of a Gaussian iterate (generalized-χ² margins, see matches_verdict)
+            out.add_verdict(matches_verdict(NAME, cid, t, mean, se, exi,
+                                            gaussian_form_replicates=R))
             lo, mid, hi, z = _cross_interval(t, mean, se, target)
             k = np.flatnonzero(exi <= target)
             t_rec = float(t[k[0]]) if k.size else math.inf

@@ -36,7 +36,8 @@ DenseQuadraticProblem         exact, isotropic                     BLAS g·Pᵀ;
 ============================  ===================================  =========================
 
 Random streams: each (configuration, replicate) row has its own xoshiro256** generators (a
-scalar stream and eight vector lanes that draw rows of normals eight at a time) seeded from
+scalar stream and eight vector lanes that draw rows of normals eight at a time, or sixteen —
+two per lane word — in float32 runs) seeded from
 ``SeedSequence(seed, spawn_key=(hash(config_key), replicate))`` (see
 :mod:`simulate.fast._random`), so the numbers do not depend on thread count, on the split into
 calls, or on the other configurations of the batch. They are not the reference path's numbers
