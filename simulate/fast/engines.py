@@ -53,6 +53,19 @@ __all__ = [
 _EXACT = (ExactGradient, GradientOracle)
 #: replicates per BLAS product in the dense engine (see DenseQuadraticEngine._blocks)
 DENSE_BLOCK = 16
+#: the dense engines run their steps on several threads only from this dimension on. Each
+#: step costs every thread some Python (a BLAS call per block, a kernel call), and below it
+#: the threads mostly wait for each other's turn with the GIL: heavy-ball SGD, 64 or 256
+#: rows, measured 2 threads / 1 thread: d = 8: 0.86 / 0.26 s, 32: 1.10 / 0.42, 64: 1.29 /
+#: 0.74, 128: 1.10 / 0.81, 192: 1.04 / 1.26, 256 (W2): 0.46 / 0.62. The rows' numbers do
+#: not depend on the thread count.
+DENSE_THREADS_MIN_DIM = 192
+
+
+def _dense_threads(single_blas: bool, d: int) -> int | None:
+    """``run_chunks``' thread count for a dense engine: all (None) where BLAS can be held to
+    one thread and d ≥ :data:`DENSE_THREADS_MIN_DIM`, else 1."""
+    return None if single_blas and d >= DENSE_THREADS_MIN_DIM else 1
 
 
 def _noise_variance(oracle: Any, n_cfg: int) -> np.ndarray | None:
@@ -321,7 +334,7 @@ class DenseQuadraticEngine(_MeasuresAt, _Engine):
                             snap[i, c * snap_r + row - c * R] = w_rows[row]
 
         with single_threaded_blas() as single:
-            run_chunks(chunk, len(blocks), None if single else 1)
+            run_chunks(chunk, len(blocks), _dense_threads(single, d))
         measured = []
         for i in range(len(steps)):
             vals = mout[i].reshape(3, C, R)
@@ -357,7 +370,7 @@ class DenseQuadraticEngine(_MeasuresAt, _Engine):
             self._measure_blocks(flat, blocks[b0:b1], out, finite)
 
         with single_threaded_blas() as single:
-            run_chunks(chunk, len(blocks), None if single else 1)
+            run_chunks(chunk, len(blocks), _dense_threads(single, d))
         vals = out.reshape(3, C, R)
         return {"f_gap": vals[0], "dist2": vals[1], "grad_norm2": vals[2],
                 "finite": finite.reshape(C, R).all(axis=1)}
@@ -473,7 +486,7 @@ class PrecondMatrixEngine(_Engine):
                             t, R, r0, r1)
 
         with single_threaded_blas() as single:
-            run_chunks(chunk, len(blocks), None if single else 1)
+            run_chunks(chunk, len(blocks), _dense_threads(single, d))
         return state
 
 
