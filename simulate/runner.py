@@ -535,29 +535,47 @@ class _Resolution:
         self.error = np.zeros((n_rec, len(self.quantities), n_cfg))
         # float64 quantities evaluated in direct form carry a relative rounding error only:
         # nothing to measure (and the wide re-evaluation dominated the runtime of such runs)
-        direct = np.dtype(dtype) == np.float64 and getattr(problem, "direct_forms", False)
+        self.direct: set[str] = set()
+        if np.dtype(dtype) == np.float64:
+            self.direct = (set(BASE_QUANTITIES) if getattr(problem, "direct_forms", False)
+                           else set(getattr(problem, "direct_quantities", ())))
+        direct = self.direct >= set(BASE_QUANTITIES)
         self.ref = None if direct else _reference_dtype(dtype)
         self.host = problem.to(np) if self.ref is not None else None
         self.sample: int | None = self.SAMPLE
 
     def _evaluate(self, w: Any) -> dict[str, np.ndarray]:
-        """f_gap, dist2, grad_norm2 (C, m) at the host array ``w`` (C, m, d) in ``self.ref``."""
+        """f_gap, dist2, grad_norm2 (C, m) at the host array ``w`` (C, m, d) in ``self.ref``,
+        except those in direct form (``self.direct``), which are not measured."""
         w = np.asarray(to_host(w)).astype(self.ref)
-        g = self.host.grad(w)
-        return {"f_gap": np.asarray(self.host.f_gap(w)),
-                "dist2": np.asarray(self.host.dist2(w)),
-                "grad_norm2": np.asarray((g * g).sum(axis=-1))}
+        out = {}
+        if "f_gap" not in self.direct:
+            out["f_gap"] = np.asarray(self.host.f_gap(w))
+        if "dist2" not in self.direct:
+            out["dist2"] = np.asarray(self.host.dist2(w))
+        if "grad_norm2" not in self.direct:
+            g = self.host.grad(w)
+            out["grad_norm2"] = np.asarray((g * g).sum(axis=-1))
+        return out
+
+    def _is_direct(self, q: str) -> bool:
+        """Whether quantity ``q``'s error is not measured (its source is in direct form)."""
+        src = _ERROR_OF.get(q, q)
+        return src.removesuffix("_avg") in self.direct
 
     def _errors(self, w: Any, w_avg: Any, vals: Sequence[Any], m: int | None) -> np.ndarray:
         cut = slice(None) if m is None else slice(0, m)
         ref = self._evaluate(w[:, cut, :])
         if w_avg is not None:
             ref_avg = self._evaluate(w_avg[:, cut, :])
-            ref.update({"f_gap_avg": ref_avg["f_gap"], "dist2_avg": ref_avg["dist2"]})
+            ref.update({f"{q}_avg": ref_avg[q] for q in ("f_gap", "dist2") if q in ref_avg})
         own = {q: np.asarray(to_host(v[:, cut])) for q, v in
                zip(self.quantities, vals, strict=True)}
         out = []
         for q in self.quantities:
+            if self._is_direct(q):
+                out.append(np.zeros(np.shape(own[q])[0]))
+                continue
             src = _ERROR_OF.get(q, q)
             err = np.abs(own[src].astype(self.ref) - ref[src]).astype(np.float64)
             out.append(np.where(np.isfinite(err), err, 0.0).mean(axis=1))
@@ -590,6 +608,9 @@ class _Resolution:
         ref = {q: np.concatenate(v, axis=1) for q, v in ref.items()}
         out = []
         for qi, q in enumerate(self.quantities):
+            if self._is_direct(q):
+                out.append(np.zeros((C, len(ws))))
+                continue
             own = np.concatenate([np.asarray(to_host(v[qi][:, :m])) for v in vals], axis=1)
             with np.errstate(all="ignore"):
                 err = np.abs(own.astype(self.ref) - ref[q]).astype(np.float64)

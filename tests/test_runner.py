@@ -205,3 +205,30 @@ def test_per_replicate_data_with_more_replicates_than_the_resolution_sample():
         assert np.all(np.isfinite(f)) and f[-1] < f[0]
     np.testing.assert_array_equal(results[0].curves["value"].to_numpy(),
                                   results[1].curves["value"].to_numpy())
+
+
+def test_least_squares_float64_measures_only_the_gradient_error():
+    # f − f* = (1/2n)‖A(w − w*)‖² and ‖w − w*‖² are direct forms: in float64 only ‖∇f‖²
+    # (Aᵀ(Aw − b)/n, which cancels near w*) is re-evaluated in the wider type; float32 runs
+    # re-evaluate all three (the data's own float32 rounding counts as error there)
+    from simulate.problems import FiniteSumLeastSquares
+    from simulate.runner import BASE_QUANTITIES, _Resolution
+
+    prob = FiniteSumLeastSquares(n=200, dim=5, seed=0)
+    w = np.random.default_rng(0).standard_normal((1, 3, 5))
+    r64 = _Resolution(prob, BASE_QUANTITIES, 1, 1, np.dtype(np.float64))
+    if r64.ref is not None:  # a wider type exists (x87 longdouble)
+        assert set(r64._evaluate(w)) == {"grad_norm2"}
+    r32 = _Resolution(prob, BASE_QUANTITIES, 1, 1, np.dtype(np.float32))
+    assert set(r32._evaluate(w.astype(np.float32))) == set(BASE_QUANTITIES)
+
+
+def test_least_squares_longdouble_gradient_has_the_plain_products_bits():
+    # the wide re-evaluation's transposed product sums the same products in the same order
+    from simulate.problems import FiniteSumLeastSquares
+
+    prob = FiniteSumLeastSquares(n=300, dim=7, seed=1)
+    w = np.random.default_rng(1).standard_normal((2, 3, 7)).astype(np.longdouble)
+    A = prob.A.astype(np.longdouble)
+    plain = ((w @ A.T - prob.b.astype(np.longdouble)) @ A) * np.longdouble(1.0 / prob.n)
+    np.testing.assert_array_equal(prob.grad(w), plain)

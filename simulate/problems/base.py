@@ -86,6 +86,8 @@ class Problem(ABC):
     #: True when f − f*, ‖w − w*‖² and ∇f are evaluated from w − w* with no cancellation
     #: (so their rounding error in float64 is relative and the runner skips measuring it)
     direct_forms: bool = False
+    #: where only some are: the names among "f_gap", "dist2", "grad_norm2" so evaluated
+    direct_quantities: tuple[str, ...] = ()
 
     def f_gap(self, w: Any) -> Any:
         """f(w) − f* on a batch; subclasses override it where a direct form avoids cancellation."""
