@@ -577,19 +577,25 @@ class _Resolution:
                 out.append(np.zeros(np.shape(own[q])[0]))
                 continue
             src = _ERROR_OF.get(q, q)
-            err = np.abs(own[src].astype(self.ref) - ref[src]).astype(np.float64)
-            out.append(np.where(np.isfinite(err), err, 0.0).mean(axis=1))
+            out.append(self._abs_error(own[src], ref[src]).mean(axis=1))
         return np.stack(out)  # (Q, C)
+
+    def _abs_error(self, own: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """|value in the dtype − value in the wider type|, float64; 0 where not finite."""
+        with np.errstate(all="ignore"):
+            err = np.abs(own.astype(self.ref) - ref).astype(np.float64)
+        return np.where(np.isfinite(err), err, 0.0)
 
     def errors_many(self, ws: Sequence[Any], vals: Sequence[Sequence[Any]]) -> np.ndarray | None:
         """:meth:`record`'s errors for several records of the same configurations at once,
         (n, Q, C): the sampled iterates ``ws`` (each (C, m, d)) re-evaluated in one pass.
         None where this cannot be done (no sample, per-replicate data, an average tracked):
         the caller then records them one at a time."""
-        if (self.host is None or self.sample is None or any(w is None for w in ws)
+        if self.host is None:  # nothing is measured: the errors stay 0
+            return np.zeros((len(ws), len(self.quantities), np.shape(vals[0][0])[0]))
+        if (self.sample is None or any(w is None for w in ws)
                 or len(self.quantities) != len(BASE_QUANTITIES)):
-            return None if self.host is not None else np.zeros(
-                (len(ws), len(self.quantities), np.shape(vals[0][0])[0]))
+            return None
         C, m, d = np.shape(ws[0])
         m = min(self.sample, m)
         # records per evaluation: temporaries of at most EVAL_CHUNK elements stay in cache
@@ -612,9 +618,7 @@ class _Resolution:
                 out.append(np.zeros((C, len(ws))))
                 continue
             own = np.concatenate([np.asarray(to_host(v[qi][:, :m])) for v in vals], axis=1)
-            with np.errstate(all="ignore"):
-                err = np.abs(own.astype(self.ref) - ref[q]).astype(np.float64)
-            err = np.where(np.isfinite(err), err, 0.0).reshape(err.shape[0], len(ws), m)
+            err = self._abs_error(own, ref[q]).reshape(C, len(ws), m)
             out.append(err.mean(axis=2))  # (C, n)
         return np.stack(out).transpose(2, 0, 1)  # (n, Q, C)
 

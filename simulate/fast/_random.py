@@ -299,8 +299,13 @@ _V8I64 = ir.VectorType(_I64, 8)
 _TWO52_BITS = 0x4330000000000000  # the bits of 2.0**52
 
 
-def _splat(value, vtype=_V4I, width=4):  # noqa: ANN001, ANN202
-    return ir.Constant(vtype, [value] * width)
+def _splat(value, vtype=_V4I):  # noqa: ANN001, ANN202
+    return ir.Constant(vtype, [value] * vtype.count)
+
+
+def _vector_ptr(builder, data, offset, vtype):  # noqa: ANN001, ANN202
+    """A ``vtype`` pointer to element ``offset`` of the array data pointer ``data``."""
+    return builder.bitcast(builder.gep(data, [offset]), vtype.as_pointer())
 
 
 def _load_lane_state(builder, lanes_data, n_vec):  # noqa: ANN001, ANN202
@@ -309,7 +314,7 @@ def _load_lane_state(builder, lanes_data, n_vec):  # noqa: ANN001, ANN202
     for v in range(n_vec):
         for w in range(4):
             at = ir.Constant(_I64, w * LANES + 4 * v)
-            ptr = builder.bitcast(builder.gep(lanes_data, [at]), _V4I.as_pointer())
+            ptr = _vector_ptr(builder, lanes_data, at, _V4I)
             builder.store(builder.load(ptr, align=8), state[v][w])
     return state
 
@@ -318,7 +323,7 @@ def _store_lane_state(builder, lanes_data, state):  # noqa: ANN001, ANN202
     for v, words in enumerate(state):
         for w in range(4):
             at = ir.Constant(_I64, w * LANES + 4 * v)
-            ptr = builder.bitcast(builder.gep(lanes_data, [at]), _V4I.as_pointer())
+            ptr = _vector_ptr(builder, lanes_data, at, _V4I)
             builder.store(builder.load(words[w]), ptr, align=8)
 
 
@@ -342,26 +347,27 @@ def _advance_lanes(builder, words):  # noqa: ANN001, ANN202
     return r
 
 
-def _look_up(builder, table_data, idx, width, vtype):  # noqa: ANN001, ANN202
-    """``table[idx[e]]`` for the ``width`` elements of ``idx``, as a vector: scalar loads
+def _look_up(builder, table_data, idx, vtype):  # noqa: ANN001, ANN202
+    """``table[idx[e]]`` for every element of ``idx``, as a ``vtype`` vector: scalar loads
     (faster than the AVX2 gathers on this CPU)."""
     out = ir.Constant(vtype, ir.Undefined)
-    for e in range(width):
+    for e in range(vtype.count):
         at = ir.Constant(_I32, e)
         ie = builder.extract_element(idx, at)
         out = builder.insert_element(out, builder.load(builder.gep(table_data, [ie])), at)
     return out
 
 
-def _or_reduce(builder, vec, width):  # noqa: ANN001, ANN202
-    e = [builder.extract_element(vec, ir.Constant(_I32, i)) for i in range(width)]
+def _or_reduce(builder, vec):  # noqa: ANN001, ANN202
+    e = [builder.extract_element(vec, ir.Constant(_I32, i)) for i in range(vec.type.count)]
     while len(e) > 1:
         e = [builder.or_(e[i], e[i + 1]) for i in range(0, len(e), 2)]
     return e[0]
 
 
-def _rejected_bits(builder, code, width, shift):  # noqa: ANN001, ANN202
+def _rejected_bits(builder, code, shift):  # noqa: ANN001, ANN202
     """Bit e + ``shift`` of an i64 set where element e of ``code`` is non-zero (a rejection)."""
+    width = code.type.count
     zero = ir.Constant(code.type, [0] * width)
     bits = builder.bitcast(builder.icmp_signed("!=", code, zero), ir.IntType(width))
     out = builder.zext(bits, _I64)
@@ -398,9 +404,6 @@ def _lane_first_tries(typingctx, lanes, out, codes, flags, w_table, k_table):  #
         la, oa, ca, fa, wa, ka = [context.make_array(t)(context, builder, a)
                                   for t, a in zip(signature.args, args, strict=True)]
 
-        def vptr(arr, offset, vtype):  # noqa: ANN001, ANN202
-            return builder.bitcast(builder.gep(arr.data, [offset]), vtype.as_pointer())
-
         state = _load_lane_state(builder, la.data, n_vec)
         n_blocks = builder.udiv(oa.nitems, ir.Constant(_I64, LANES))
         with cgutils.for_range(builder, n_blocks) as loop:
@@ -413,18 +416,18 @@ def _lane_first_tries(typingctx, lanes, out, codes, flags, w_table, k_table):  #
                 u_double = builder.fsub(
                     builder.bitcast(builder.or_(u, _splat(_TWO52_BITS)), _V4D),
                     _splat(2.0**52, _V4D))
-                wv = _look_up(builder, wa.data, idx, 4, _V4D)
-                kv = _look_up(builder, ka.data, idx, 4, _V4I)
+                wv = _look_up(builder, wa.data, idx, _V4D)
+                kv = _look_up(builder, ka.data, idx, _V4I)
                 magnitude = builder.bitcast(builder.fmul(u_double, wv), _V4I)
                 sign = builder.and_(builder.shl(r, _splat(53)), _splat(-(1 << 63)))
                 candidate = builder.bitcast(builder.xor(magnitude, sign), _V4D)
                 at = builder.add(base, ir.Constant(_I64, 4 * v))
-                builder.store(candidate, vptr(oa, at, _V4D), align=8)
+                builder.store(candidate, _vector_ptr(builder, oa.data, at, _V4D), align=8)
                 code = builder.select(builder.icmp_signed("<", u, kv), _splat(0),
                                       builder.add(idx, _splat(1)))
-                builder.store(code, vptr(ca, at, _V4I), align=8)
+                builder.store(code, _vector_ptr(builder, ca.data, at, _V4I), align=8)
                 any_code = code if any_code is None else builder.or_(any_code, code)
-            builder.store(_or_reduce(builder, any_code, 4), builder.gep(fa.data, [loop.index]))
+            builder.store(_or_reduce(builder, any_code), builder.gep(fa.data, [loop.index]))
         _store_lane_state(builder, la.data, state)
         return context.get_dummy_value()
 
@@ -450,9 +453,6 @@ def _lane_first_tries32(typingctx, lanes, out, codes, flags, table):  # noqa: AN
         la, oa, ca, fa, ta = [context.make_array(t)(context, builder, a)
                               for t, a in zip(signature.args, args, strict=True)]
 
-        def vptr(arr, offset, vtype):  # noqa: ANN001, ANN202
-            return builder.bitcast(builder.gep(arr.data, [offset]), vtype.as_pointer())
-
         state = _load_lane_state(builder, la.data, n_vec)
         per_block = 2 * LANES
         n_blocks = builder.udiv(oa.nitems, ir.Constant(_I64, per_block))
@@ -461,23 +461,23 @@ def _lane_first_tries32(typingctx, lanes, out, codes, flags, table):  # noqa: AN
             rejected = None
             for v in range(n_vec):
                 r = builder.bitcast(_advance_lanes(builder, state[v]), _V8I32)
-                idx = builder.and_(r, _splat(LANE_LAYERS - 1, _V8I32, 8))
-                u = builder.lshr(r, _splat(11, _V8I32, 8))
+                idx = builder.and_(r, _splat(LANE_LAYERS - 1, _V8I32))
+                u = builder.lshr(r, _splat(11, _V8I32))
                 # one 64-bit entry per layer: k_i in the low half, the bits of w_i in the high
-                entry = _look_up(builder, ta.data, idx, 8, _V8I64)
+                entry = _look_up(builder, ta.data, idx, _V8I64)
                 kv = builder.trunc(entry, _V8I32)
-                wv = builder.bitcast(builder.trunc(builder.lshr(entry, _splat(32, _V8I64, 8)),
+                wv = builder.bitcast(builder.trunc(builder.lshr(entry, _splat(32, _V8I64)),
                                                    _V8I32), _V8F32)
                 magnitude = builder.bitcast(builder.fmul(builder.sitofp(u, _V8F32), wv), _V8I32)
-                sign = builder.and_(builder.shl(r, _splat(21, _V8I32, 8)),
-                                    _splat(-(1 << 31), _V8I32, 8))
+                sign = builder.and_(builder.shl(r, _splat(21, _V8I32)),
+                                    _splat(-(1 << 31), _V8I32))
                 candidate = builder.bitcast(builder.xor(magnitude, sign), _V8F32)
                 at = builder.add(base, ir.Constant(_I64, 8 * v))
-                builder.store(candidate, vptr(oa, at, _V8F32), align=4)
-                code = builder.select(builder.icmp_signed("<", u, kv), _splat(0, _V8I32, 8),
-                                      builder.add(idx, _splat(1, _V8I32, 8)))
-                builder.store(code, vptr(ca, at, _V8I32), align=4)
-                bits = _rejected_bits(builder, code, 8, 8 * v)
+                builder.store(candidate, _vector_ptr(builder, oa.data, at, _V8F32), align=4)
+                code = builder.select(builder.icmp_signed("<", u, kv), _splat(0, _V8I32),
+                                      builder.add(idx, _splat(1, _V8I32)))
+                builder.store(code, _vector_ptr(builder, ca.data, at, _V8I32), align=4)
+                bits = _rejected_bits(builder, code, 8 * v)
                 rejected = bits if rejected is None else builder.or_(rejected, bits)
             builder.store(rejected, builder.gep(fa.data, [loop.index]))
         _store_lane_state(builder, la.data, state)
