@@ -513,7 +513,9 @@ class _Resolution:
     At each recorded step, the quantities of the first ``SAMPLE`` replicates' iterates (and
     averaged iterates) are evaluated again, on the host, in a wider type (float64 for
     float32 runs; ``longdouble`` for float64 runs where it is wider, i.e. x87 80-bit on
-    x86-64, else nothing). Same iterate, same formula: the difference is the rounding error
+    x86-64, else nothing). Same iterate, same formula (or, for least squares' ∇f in
+    longdouble, the identical H(w − w*) + ∇f(w*), which is exact algebra and more accurate:
+    ``FiniteSumLeastSquares.grad``): the difference is the rounding error
     of the run's dtype at that point — including cancellation, e.g. ≈ eps·|f*| in a gap
     computed as f(w) − f* (FiniteSumLogistic) or in a gradient Aᵀ(Aw − b) near w* — while
     direct forms such as ½ Σ λ_i (w − w*)_i² keep a small relative error. For float32 runs

@@ -559,6 +559,82 @@ def test_finite_sum_least_squares_exact():
     assert q.f_star < 1e-28 and q.sigma2_star < 1e-26
 
 
+def _exact_products(X, Y):
+    """Xᵀ Y in exact rational arithmetic, as floats of the exact values' nearest longdouble
+    (X (n, a), Y (n, b) float64)."""
+    from fractions import Fraction
+
+    Xf = [[Fraction(float(x)) for x in row] for row in X]
+    Yf = [[Fraction(float(y)) for y in row] for row in Y]
+    return [[sum((Xf[i][j] * Yf[i][k] for i in range(len(Xf))), Fraction(0))
+             for k in range(len(Yf[0]))] for j in range(len(Xf[0]))]
+
+
+def _from_fraction(x):
+    return np.longdouble(x.numerator) / np.longdouble(x.denominator)
+
+
+@pytest.mark.parametrize("slice_bits", [None, 24])
+def test_gram_longdouble_is_exact_up_to_longdouble_rounding(monkeypatch, slice_bits):
+    # the slices' products are exact in float64 (any summation order), so AᵀA carries only
+    # the final longdouble sums' rounding (≤ 2·S² additions of relative 2⁻⁶⁴ each) and the
+    # slices' remainder |E_ij| ≤ 2^(e_j − S·k − 1); a plain float64 product errs by ≈ 2⁻⁵³.
+    # slice_bits = 24 gives 2^(53 − 48) = 32 rows per block: four blocks of 100 rows.
+    import simulate.problems.finite_sum as fs
+
+    if slice_bits is not None:
+        monkeypatch.setattr(fs, "GRAM_SLICE_BITS", slice_bits)
+    rng = np.random.default_rng(5)
+    n = 100
+    A = np.stack([rng.standard_normal(n),                        # O(1)
+                  1e-20 * rng.standard_normal(n),                # tiny column
+                  1e20 * rng.standard_normal(n),                 # huge column
+                  rng.standard_normal(n) * 2.0 ** rng.integers(-40, 1, n),  # wide range
+                  np.zeros(n)], axis=1)                          # zero column
+    gram = fs.gram_longdouble(A)
+    assert gram.dtype == np.longdouble
+    exact = _exact_products(A, A)
+    absolute = np.abs(A).T @ np.abs(A)
+    k, S = fs.GRAM_SLICE_BITS, fs.GRAM_SLICES
+    e = np.frexp(np.abs(A).max(axis=0))[1].astype(float)
+    remainder = 2 * n * np.abs(A).max(axis=0)[:, None] * 2.0 ** (e[None, :] - S * k - 1)
+    tol = 2 * S * S * 2.0 ** -64 * absolute + remainder + remainder.T
+    err = np.array([[float(abs(gram[j, l] - _from_fraction(exact[j][l]))) for l in range(5)]
+                    for j in range(5)])
+    assert np.all(err <= tol), (err / np.maximum(absolute, 1e-300)).max()
+    # the same check fails for the plain float64 product (the test can tell)
+    plain = A.T @ A
+    plain_err = np.array([[float(abs(np.longdouble(plain[j, l]) - _from_fraction(exact[j][l])))
+                           for l in range(5)] for j in range(5)])
+    assert np.any(plain_err > tol)
+
+
+def test_least_squares_wide_gradient_is_the_exact_gradient():
+    # in longdouble (the runner's wide re-evaluation) ∇f = H(w − w*) + ∇f(w*): exact algebra
+    # for the quadratic; compared with ∇f = Aᵀ(Aw − b)/n in exact rational arithmetic. Its
+    # error bound, γ ≈ (n + d)·2⁻⁶⁴ times the absolute products, is 2¹¹ below the float64
+    # form's (γ ≈ (n + d)·2⁻⁵³): the float64 value must differ from it by its own error alone.
+    from fractions import Fraction
+
+    p = FiniteSumLeastSquares(60, 6, seed=3, cond=20.0, noise_std=0.5)
+    rng = np.random.default_rng(9)
+    for scale in (1e-9, 1e-3, 1.0):
+        w = p.w_star + scale * rng.standard_normal((3, 6))
+        wide = p.grad(w[None].astype(np.longdouble))[0]
+        assert wide.dtype == np.longdouble
+        for r in range(3):
+            residual = [sum((Fraction(float(a)) * Fraction(float(x))
+                             for a, x in zip(p.A[i], w[r], strict=True)), Fraction(0))
+                        - Fraction(float(p.b[i])) for i in range(p.n)]
+            exact = [sum((Fraction(float(p.A[i, j])) * residual[i] for i in range(p.n)),
+                         Fraction(0)) / p.n for j in range(6)]
+            err = np.array([float(abs(wide[r, j] - _from_fraction(exact[j])))
+                            for j in range(6)])
+            scale_of = (np.abs(p.A).T @ (np.abs(p.A) @ np.abs(w[r]) + np.abs(p.b))) / p.n
+            tol = (p.n + p.dim) * 2.0 ** -64 * scale_of * 4
+            assert np.all(err <= tol), (scale, err / scale_of)
+
+
 def test_finite_sum_logistic_exact():
     from scipy.optimize import minimize
 

@@ -223,12 +223,13 @@ def test_least_squares_float64_measures_only_the_gradient_error():
     assert set(r32._evaluate(w.astype(np.float32))) == set(BASE_QUANTITIES)
 
 
-def test_least_squares_longdouble_gradient_has_the_plain_products_bits():
+def test_logistic_longdouble_gradient_has_the_plain_products_bits():
     # the wide re-evaluation's transposed product sums the same products in the same order
-    from simulate.problems import FiniteSumLeastSquares
+    from simulate.problems import FiniteSumLogistic
 
-    prob = FiniteSumLeastSquares(n=300, dim=7, seed=1)
+    prob = FiniteSumLogistic(n=300, dim=7, seed=1, reg=0.01)
     w = np.random.default_rng(1).standard_normal((2, 3, 7)).astype(np.longdouble)
     A = prob.A.astype(np.longdouble)
-    plain = ((w @ A.T - prob.b.astype(np.longdouble)) @ A) * np.longdouble(1.0 / prob.n)
+    coeffs = prob._full_coeffs(w)
+    plain = (coeffs @ A) * np.longdouble(1.0 / prob.n) + np.longdouble(0.01) * w
     np.testing.assert_array_equal(prob.grad(w), plain)
