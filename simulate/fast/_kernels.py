@@ -487,17 +487,18 @@ def _measure_row(kind: str, array: str, indent: str, at: str = "") -> str:
     :func:`measure_kernel` and the fused measure of :func:`separable_kernel`, so both give
     the same bits."""
     # names of their own: in the fused kernel they must not share a variable (and hence a
-    # numba type) with the step loop's
+    # numba type) with the step loop's. Finiteness is OR-ed, not `and`-ed: the short-circuit
+    # branch cost about 30 % of a float64 measure (1.67 against 1.16 ns per coordinate)
     return "".join(f"{indent}{ln}\n" for ln in [
-        "m_f = 0.0", "m_e = 0.0", "m_g = 0.0", "m_ok = True",
+        "m_f = 0.0", "m_e = 0.0", "m_g = 0.0", "m_bad = False",
         "for m_j in range(d):",
         f"    m_w = {array}[row, m_j]",
-        "    m_ok = m_ok and math.isfinite(m_w)",
+        "    m_bad |= not math.isfinite(m_w)",
         f"    m_a, m_b, m_c = {MEASURE_KINDS[kind]}(m_w, lam[m_j], w_star[m_j], mask[m_j],"
         " scale)",
         "    m_f += m_a", "    m_e += m_b", "    m_g += m_c",
         f"mout[{at}0, row] = m_f", f"mout[{at}1, row] = m_e", f"mout[{at}2, row] = m_g",
-        f"mfin[{at}row] = m_ok",
+        f"mfin[{at}row] = not m_bad",
     ])
 
 
