@@ -271,7 +271,8 @@ def run(
         g0 = problem.grad(state[0])
         grad_min = (g0 * g0).sum(axis=-1)
     dist0 = problem.dist2(state[0]).max(axis=1)
-    limit = DIVERGENCE_FACTOR * (dist0 + 1.0)
+    with np.errstate(over="ignore"):  # beyond the dtype's range: inf, and overflow marks it
+        limit = DIVERGENCE_FACTOR * (dist0 + 1.0)
 
     resolution = _Resolution(problem, quantities, rec.size, n_cfg, np_dtype)
 
