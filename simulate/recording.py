@@ -50,7 +50,10 @@ def aggregate(values: Any, xp: Any) -> Any:
     n_rep = values.shape[-1]
     mean = values.mean(axis=-1)
     if n_rep > 1:
-        stderr = values.std(axis=-1, ddof=1) / np.sqrt(n_rep)
+        # values beyond ≈ 1e154 square to inf: the stderr is then inf, and the verdicts
+        # treat such steps as uninformative (no warning for it)
+        with np.errstate(over="ignore", invalid="ignore"):
+            stderr = values.std(axis=-1, ddof=1) / np.sqrt(n_rep)
     else:
         stderr = xp.zeros_like(mean)
     quants = xp.quantile(values, xp.asarray(QUANTILES, dtype=values.dtype), axis=-1)

@@ -133,10 +133,11 @@ def holds_verdict(
     measured/bound ratio (by the mean), ``ratio`` the same, ``predicted`` 1.
     """
     steps, mean, stderr, bound = map(np.asarray, (steps, mean, stderr, bound))
-    ok = np.isfinite(mean) & np.isfinite(bound) & (bound > 0)
+    # an infinite standard error (its squares overflowed float64) says nothing about the step
+    ok = np.isfinite(mean) & np.isfinite(bound) & (bound > 0) & ~np.isinf(stderr)
     if not ok.any():
         return not_applicable(experiment, check, config, "no step where bound and measurement "
-                              "are both available")
+                              "(with a finite standard error) are both available")
     na = _deterministic_below_float64(experiment, check, config, stderr[ok])
     if na is not None:
         return na
@@ -197,10 +198,10 @@ def matches_verdict(
     skewed mean is low.
     """
     steps, mean, stderr, exact = map(np.asarray, (steps, mean, stderr, exact))
-    ok = np.isfinite(mean) & np.isfinite(exact)
+    ok = np.isfinite(mean) & np.isfinite(exact) & ~np.isinf(stderr)  # as in holds_verdict
     if not ok.any():
-        return not_applicable(experiment, check, config, "no step with both a measurement and "
-                              "an exact value")
+        return not_applicable(experiment, check, config, "no step with both a measurement "
+                              "(with a finite standard error) and an exact value")
     na = _deterministic_below_float64(experiment, check, config, stderr[ok])
     if na is not None:
         return na
@@ -323,6 +324,9 @@ def floor_verdict(
     if tail_means.size == 0 or not np.all(np.isfinite(tail_means)) or not np.isfinite(exact):
         return not_applicable(experiment, check, config, "no settled tail step with a finite "
                               "measurement, or no finite exact value", predicted=exact)
+    if np.any(np.isinf(np.asarray(tail_stderrs, float))):
+        return not_applicable(experiment, check, config, "a tail step's standard error "
+                              "overflows float64", predicted=exact)
     plateau = float(np.mean(tail_means))
     se = float(np.max(np.nan_to_num(np.asarray(tail_stderrs, float), nan=0.0)))
     z = bonferroni_z(2, delta)

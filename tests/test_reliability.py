@@ -174,6 +174,29 @@ def test_junk_toml_exits_cleanly(tmp_path, section, key, value, raw):
     _assert_clean_outcome(code, err, out_dir)
 
 
+@pytest.mark.parametrize("experiment", ["sgd-noise-floor", "sampling"])
+def test_a_start_whose_gap_overflows_is_one_line_exit_2(tmp_path, experiment):
+    # e0 = 1e200 is a finite number, but f(w0) − f* ≈ d·e0² is not: every curve would be inf
+    code, err = _main_in_process(["run", experiment, "--quick", "--quiet", "--no-figures",
+                                  *_TINY, "--set", "e0=1e200", "--out", str(tmp_path / "o")])
+    assert code == 2 and "e0=1e+200" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists() or not _leftovers(tmp_path / "o")
+
+
+def test_a_huge_but_finite_start_runs_without_warnings_or_failed_verdicts(tmp_path):
+    # e0 = 1e150: the gap (≈ 1e300) is finite, its squares (the variances) are not. Those
+    # steps' standard errors are inf and say nothing: no verdict may fail for it, and no
+    # RuntimeWarning reaches the user
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        code, err = _main_in_process(["run", "sgd-noise-floor", "--quick", "--quiet",
+                                      "--no-figures", "--set", "e0=1e150",
+                                      "--out", str(tmp_path / "o")])
+    assert code == 0, err
+
+
 @pytest.mark.parametrize("value", ["tpu", "NUMPY ", "cupy-please"])
 def test_bad_backend_environment_variable_is_one_line_exit_2(tmp_path, monkeypatch, value):
     monkeypatch.setenv("SIMULATE_BACKEND", value)

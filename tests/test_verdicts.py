@@ -84,6 +84,15 @@ def test_holds_pass_fail_and_na() -> None:
     assert _is_na(holds_verdict("e", "c", STEPS, bound, se, np.full(K, np.nan)))
     assert _is_na(holds_verdict("e", "c", STEPS, np.full(K, np.nan), se, bound))
     assert _is_na(holds_verdict("e", "c", STEPS, bound, se, np.zeros(K)))  # bound must be > 0
+    # an infinite standard error (its squares overflowed) says nothing: the step is skipped,
+    # neither a fail (UCL = inf) nor a pass; with every step so, n/a
+    inf_se = se.copy()
+    inf_se[4] = np.inf
+    skipped = holds_verdict("e", "c", STEPS, bound - (z + 0.1) * se, inf_se, bound)
+    assert skipped.status == "pass" and f"t={STEPS[4]}" not in skipped.detail
+    assert holds_verdict("e", "c", STEPS, bound * 1.1, inf_se, bound).status == "fail"
+    assert _is_na(holds_verdict("e", "c", STEPS, bound, np.full(K, np.inf), bound))
+    assert _is_na(matches_verdict("e", "c", STEPS, bound, np.full(K, np.inf), bound))
 
 
 # --------------------------------------------------------------------------- matches
@@ -233,6 +242,10 @@ def test_floor_without_a_measurement_is_not_applicable_never_pass() -> None:
                          (np.full(5, 0.2), math.nan)):
         v = floor_verdict("e", "c", means, np.full(means.size, 0.1), exact, 0.5)
         assert v.status == "n/a" and v.detail.startswith("not applicable:")
+    # an infinite tail standard error would make |plateau − exact| ≤ z·se vacuous: n/a
+    se = np.full(5, 0.1)
+    se[2] = np.inf
+    assert _is_na(floor_verdict("e", "c", np.full(5, 9.0), se, 0.2, 0.5))
 
 
 # --------------------------------------------------------------------------- scaling

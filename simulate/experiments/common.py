@@ -147,5 +147,15 @@ def noisy_quadratic_start(d: int, L: float, mu: float, e0: float
     lam = problem.eigenvalues
     e0_vec = np.full(d, e0)
     w0 = problem.w_star + e0_vec
-    delta0 = float(0.5 * np.sum(lam * e0_vec**2))
+    with np.errstate(over="ignore"):
+        delta0 = check_initial_gap(e0, float(0.5 * np.sum(lam * e0_vec**2)))
     return problem, lam, e0_vec, w0, delta0
+
+
+def check_initial_gap(e0: float, gap: float) -> float:
+    """``gap`` = f(w0) − f* for the start w0 = w* + e0·1, or a one-line ``ValueError`` naming
+    ``e0`` when it overflows float64 (every curve of such a run would be inf from step 0)."""
+    if not math.isfinite(gap):
+        raise ValueError(f"e0={e0!r} is out of range: the initial gap f(w0) − f* overflows "
+                         "float64; allowed an e0 whose gap is finite")
+    return gap

@@ -74,7 +74,7 @@ from ..verdicts import (
     ratio_verdict,
 )
 from .base import Context, Experiment, ExperimentResult, Param, ResultBuilder
-from .common import series, steps_to_eps
+from .common import check_initial_gap, series, steps_to_eps
 
 NAME = "sampling"
 #: plateau steps: where the exact curve is within this relative distance of its fixed point
@@ -119,6 +119,8 @@ def build(ctx: Context) -> ExperimentResult:
     n, d, L, mu = problem.n, problem.dim, problem.L, problem.mu
     e0 = np.full(d, p["e0"])
     w0 = problem.w_star + e0
+    with np.errstate(over="ignore"):
+        check_initial_gap(p["e0"], float(problem.f_gap(w0[None, :])[0]))
     sigma2_star = problem.sigma2_star
     B = p["B"]
     base = dict(problem.describe())
@@ -306,6 +308,8 @@ def build(ctx: Context) -> ExperimentResult:
     quad = QuadraticProblem(dim=qd, L=1.0, mu=1.0 / p["avg_kappa"], spectrum="log-uniform")
     lam = quad.eigenvalues
     qe0 = np.full(qd, p["e0"])
+    with np.errstate(over="ignore"):
+        check_initial_gap(p["e0"], float(0.5 * np.sum(lam * qe0 * qe0)))
     steps_a = p["avg_steps"]
     rec_a = record_steps(steps_a, p["record_points"])
     a_alphas = [a / quad.L for a in p["avg_alpha_L"]]
