@@ -56,6 +56,7 @@ def aggregate(values: Any, xp: Any) -> Any:
             stderr = values.std(axis=-1, ddof=1) / np.sqrt(n_rep)
     else:
         stderr = xp.zeros_like(mean)
-    quants = xp.quantile(values, xp.asarray(QUANTILES, dtype=values.dtype), axis=-1)
+    with np.errstate(invalid="ignore"):  # inf values: their quantiles interpolate to nan
+        quants = xp.quantile(values, xp.asarray(QUANTILES, dtype=values.dtype), axis=-1)
     return xp.concatenate([mean[..., None], stderr[..., None], xp.moveaxis(quants, 0, -1)],
                           axis=-1)

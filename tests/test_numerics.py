@@ -328,3 +328,29 @@ def test_cli_diverged_configurations_are_marked_na_and_drawn(diverging_run: Path
               for t in ax.get_legend().get_texts()]
     assert any("diverged at t=" in t for t in texts)
     assert any(t.startswith("diverged") for t in texts)  # the line-style legend entry
+
+
+# --------------------------------------------------------------------------- no warnings
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("engine", ["reference", "auto"])
+def test_a_run_overflowing_between_checks_is_marked_without_runtime_warnings(engine):
+    # α = 1e100/L multiplies the error by ~1e100 a step: inf by step 4, nan after; with the
+    # only record and divergence check at step 10, the steps in between and that record
+    # handle inf and nan themselves (then the check drops it) — no RuntimeWarning, on
+    # either path
+    from simulate.noise import IsotropicGaussianNoise
+
+    problem = QuadraticProblem(dim=4, L=1.0, mu=0.1)
+    res = run(problem, get_method("heavy_ball"), [{"alpha": 1e100, "beta": 0.5},
+                                                  {"alpha": 0.5, "beta": 0.5}],
+              steps=10, w0=np.ones(4), oracle=IsotropicGaussianNoise(1.0, 1), replicates=3,
+              record_at=[0, 10], check_every=10, engine=engine)
+    assert res.diverged_at[0] <= 10 and np.isnan(res.diverged_at[1])
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_exact_sgd_curve_far_beyond_stability_is_inf_without_warnings():
+    from theory import sgd_exact_quadratic
+
+    curve = sgd_exact_quadratic(np.arange(5), np.array([1.0, 0.1]), 1e200, 1.0, 1.0)
+    assert curve.floor == math.inf and np.isinf(curve.values[-1])

@@ -197,6 +197,32 @@ def test_a_huge_but_finite_start_runs_without_warnings_or_failed_verdicts(tmp_pa
     assert code == 0, err
 
 
+@pytest.mark.parametrize("setting", ["L=1e100", "L=1e-100", "alpha_L=1e100", "e0=1e99",
+                                     "e0=-1e99", "sigma2=1e100", "kappa=1e100"])
+def test_extreme_constants_inside_the_caps_run_without_runtime_warnings(tmp_path, setting):
+    # at the edges of the float caps (MAX_MAGNITUDE, MIN_MAGNITUDE) runs may overflow
+    # (diverge) or underflow; the runner, the theory functions and the verdicts handle inf
+    # and nan themselves, so no RuntimeWarning may reach the user (values nearer float64's
+    # limits did print them, before the caps)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        code, err = _main_in_process(["run", "sgd-noise-floor", "--quick", "--quiet",
+                                      "--no-figures", *_TINY, "--set", setting,
+                                      "--out", str(tmp_path / "o")])
+    _assert_clean_outcome(code, err, tmp_path / "o")
+
+
+@pytest.mark.parametrize("setting", ["L=1e101", "alpha_L=1e-101", "e0=-2e100", "sigma2=1e300"])
+def test_float_parameters_beyond_the_magnitude_caps_are_one_line_exit_2(tmp_path, setting):
+    code, err = _main_in_process(["run", "sgd-noise-floor", "--quick", "--quiet", *_TINY,
+                                  "--set", setting, "--out", str(tmp_path / "o")])
+    name = setting.split("=")[0]
+    assert code == 2 and f"{name}=" in err and "1e+100" in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("value", ["tpu", "NUMPY ", "cupy-please"])
 def test_bad_backend_environment_variable_is_one_line_exit_2(tmp_path, monkeypatch, value):
     monkeypatch.setenv("SIMULATE_BACKEND", value)

@@ -98,9 +98,10 @@ def sgd_exact_quadratic(
     lam, a, s2, m0 = _coords(eigenvalues, alpha, noise_var, m0)
     h = a * lam
     q = 1.0 - h
-    r = q * q
-    omr = h * (2.0 - h)
-    c = a * a * s2
+    with np.errstate(over="ignore"):  # a step far beyond stability: r, c = inf (diverges)
+        r = q * q
+        omr = h * (2.0 - h)
+        c = a * a * s2
     w = quantity_weights(lam, quantity)
     log_r = 2.0 * log_abs_one_minus(h)
     keep = (w != 0) & ((m0 != 0) | (c != 0))

@@ -43,6 +43,11 @@ SCALING_COLUMNS = ("experiment", "figure", "series", "source", "x", "y", "stderr
 SIZES = ("quick", "full")
 #: the largest value an integer parameter takes unless it sets its own ``high``
 MAX_COUNT = 10**9
+#: the magnitudes a float parameter may take (or exactly 0, where its range allows 0): a
+#: constant, its square and a product with another one stay inside float64 (≈ 1.8e308), so
+#: steps, gaps and variances of a run overflow only when the run itself diverges
+MAX_MAGNITUDE = 1e100
+MIN_MAGNITUDE = 1e-100
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,13 @@ class Param:
         if self.kind is float:
             if isinstance(value, bool):
                 raise ValueError(f"{self.name}={value!r} is not allowed: expected a number")
-            return check_range(self.name, value, self.low, self.high,
-                               low_inclusive=not self.open_low)
+            out = check_range(self.name, value, self.low, self.high,
+                              low_inclusive=not self.open_low)
+            if out != 0 and not MIN_MAGNITUDE <= abs(out) <= MAX_MAGNITUDE:
+                raise ValueError(f"{self.name}={value!r} is out of range: allowed magnitudes "
+                                 f"from {MIN_MAGNITUDE:g} to {MAX_MAGNITUDE:g} (or 0 where the "
+                                 "parameter allows it)")
+            return out
         if self.choices:
             return check_choice(self.name, value, self.choices)
         if not isinstance(value, str):
