@@ -184,15 +184,15 @@ def test_a_start_whose_gap_overflows_is_one_line_exit_2(tmp_path, experiment):
 
 
 def test_a_huge_but_finite_start_runs_without_warnings_or_failed_verdicts(tmp_path):
-    # e0 = 1e150: the gap (≈ 1e300) is finite, its squares (the variances) are not. Those
-    # steps' standard errors are inf and say nothing: no verdict may fail for it, and no
-    # RuntimeWarning reaches the user
+    # e0 = 1e100 (the largest magnitude allowed): the gap (≈ 1e200) is finite, its squares
+    # (the variances) are not. Those steps' standard errors are inf and say nothing: no
+    # verdict may fail for it, and no RuntimeWarning reaches the user
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         code, err = _main_in_process(["run", "sgd-noise-floor", "--quick", "--quiet",
-                                      "--no-figures", "--set", "e0=1e150",
+                                      "--no-figures", "--set", "e0=1e100",
                                       "--out", str(tmp_path / "o")])
     assert code == 0, err
 
