@@ -22,7 +22,7 @@ import pandas as pd
 from .backend import to_host
 from .executor import current_executor
 from .methods import Method
-from .problems.base import Problem
+from .problems.base import WIDER_LONGDOUBLE, Problem
 from .recording import QUANTILES, aggregate, record_steps
 from .rng import BatchRNG, config_seed_sequence
 from .schedules import Schedule
@@ -511,8 +511,7 @@ def _reference_dtype(dtype: np.dtype) -> np.dtype | None:
     """A strictly wider float type to re-evaluate ``dtype`` quantities in (None if none)."""
     if np.dtype(dtype) == np.float32:
         return np.dtype(np.float64)
-    wide = np.dtype(np.longdouble)
-    return wide if np.finfo(wide).eps < np.finfo(np.float64).eps else None
+    return WIDER_LONGDOUBLE
 
 
 class _Resolution:

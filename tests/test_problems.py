@@ -638,13 +638,13 @@ def test_least_squares_wide_gradient_is_the_exact_gradient():
 def test_least_squares_gradient_form_only_where_longdouble_is_wider(monkeypatch):
     # where longdouble is float64 itself (e.g. arm64 macOS) the H(w − w*) form must not
     # replace a float64 run's own gradient: with no wider type, every dtype keeps Aᵀ(Aw − b)/n
-    import simulate.problems.finite_sum as fs
+    import simulate.problems.base as problem_base
 
     p = FiniteSumLeastSquares(40, 3, seed=2)
     w = np.random.default_rng(3).standard_normal((2, 3))
     plain = (w @ p.A.T - p.b) @ p.A * (1.0 / p.n)
     np.testing.assert_array_equal(p.grad(w), plain)
-    monkeypatch.setattr(fs, "_WIDER_LONGDOUBLE", None)
+    monkeypatch.setattr(problem_base, "WIDER_LONGDOUBLE", None)
     w_wide = w.astype(np.longdouble)
     A = p.A.astype(np.longdouble)
     plain_wide = (A.T @ (w_wide @ A.T - p.b.astype(np.longdouble)).T).T * np.longdouble(1 / p.n)

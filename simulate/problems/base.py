@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Problem"]
+__all__ = ["WIDER_LONGDOUBLE", "Problem"]
+
+#: ``longdouble`` where it is wider than float64 (x87 80-bit, IEEE quad), else None (where it
+#: is float64 itself): the type float64 runs are re-evaluated in, and the one in which
+#: problems may switch to a more accurate form of a quantity
+WIDER_LONGDOUBLE = (np.dtype(np.longdouble)
+                    if np.finfo(np.longdouble).eps < np.finfo(np.float64).eps else None)
 
 
 class Problem(ABC):

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..validation import check_int, check_range
+from . import base as _base
 from ._common import CastingProblem, host_rng
 
 __all__ = ["FiniteSumLeastSquares", "FiniteSumLogistic", "FiniteSumProblem", "gram_longdouble"]
@@ -158,11 +159,6 @@ class _LinearModelSum(FiniteSumProblem):
         self._row_norm2 = self.row_norm2
 
 
-#: ``longdouble`` where it is wider than float64 (x87 80-bit, IEEE quad), else None: on
-#: platforms where it is float64 itself, float64 runs must keep the plain gradient
-_WIDER_LONGDOUBLE = (np.dtype(np.longdouble)
-                     if np.finfo(np.longdouble).eps < np.finfo(np.float64).eps else None)
-
 #: bits per slice and slices of :func:`gram_longdouble` (4 × 18 = 72 bits of each column)
 GRAM_SLICE_BITS = 18
 GRAM_SLICES = 4
@@ -289,7 +285,8 @@ class FiniteSumLeastSquares(_LinearModelSum):
         |A|ᵀ|A|/n) and ∇f(w*) from the plain form, both divided by n in longdouble (the run's
         float64 1/n is rounded: part of its error); they are computed once per problem.
         """
-        if self.xp is np and w.dtype == _WIDER_LONGDOUBLE:
+        # (None where longdouble is float64 itself: float64 runs keep the plain gradient)
+        if self.xp is np and w.dtype == _base.WIDER_LONGDOUBLE:
             gram, grad_at_star = self._wide_gradient_form()
             return (w - self._arr("_w_star_dev", w.dtype)) @ gram + grad_at_star
         return super().grad(w)
